@@ -1,0 +1,7 @@
+"""GluonCV-style model zoo: ``get_model(name, **kwargs)`` and ``list_models()``."""
+from .registry import register_model, get_model, list_models, is_model
+from . import hc
+from .hc import HC_RECIPES
+from .gluoncv_bridge import register_with_gluoncv, GLUONCV_VERSION
+
+register_with_gluoncv()
