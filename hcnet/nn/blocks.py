@@ -18,7 +18,7 @@ from mxnet.gluon import nn
 from .activations import HardSigmoid
 
 __all__ = ['SEModule', 'MBBlock', 'IdleBlock', 'InvertedShuffleBlock',
-           'channel_shuffle', 'conv_bn_act', 'IDLE_SIDES']
+           'channel_shuffle', 'concat_channels', 'conv_bn_act', 'IDLE_SIDES']
 
 #: Sides of an IdleBlock (see :class:`IdleBlock` for which is which).
 IDLE_SIDES = ('L', 'R')
@@ -46,6 +46,19 @@ def channel_shuffle(F, x, groups):
     x = F.reshape(x, shape=(0, -4, groups, -1, -2))
     x = F.swapaxes(x, 1, 2)
     return F.reshape(x, shape=(0, -3, -2))
+
+
+def concat_channels(F, first, second):
+    """Concatenate two NCHW tensors of equal spatial size along channels.
+
+    MXNet 1.9.1's oneDNN concat fails in the backward pass ("could not construct
+    a sub-memory") when the incoming gradient is in a blocked layout and the split
+    point does not fall on a block boundary, which happens inside networks for
+    several IdleBlock widths (24, 40, 112, ...). Concatenating (N, C, H*W) views
+    routes the gradient through a plain layout; the values are identical.
+    """
+    out = F.concat(F.reshape(first, shape=(0, 0, -1)), F.reshape(second, shape=(0, 0, -1)), dim=1)
+    return F.reshape_like(out, first, lhs_begin=2, lhs_end=3, rhs_begin=2, rhs_end=4)
 
 
 class SEModule(nn.HybridBlock):
@@ -199,7 +212,8 @@ class IdleBlock(nn.HybridBlock):
         y1 = self.active(x1)
         if self.pool is not None:
             x2 = self.pool(x2)
-        out = F.concat(x2, y1, dim=1) if self.side == 'L' else F.concat(y1, x2, dim=1)
+        first, second = (x2, y1) if self.side == 'L' else (y1, x2)
+        out = concat_channels(F, first, second)
         if self.shuffle:
             out = channel_shuffle(F, out, 2)
         return out
