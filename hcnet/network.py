@@ -114,5 +114,5 @@ def hc_net(base, *, policy='none', budget=None, insert='I', count=1, at='adjacen
         from .model_store import load_pretrained
         load_pretrained(net, name, pretrained, ctx=ctx, root=root)
     else:
-        net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+        net.initialize(mx.init.MSRAPrelu(factor_type='in', slope=0.0), ctx=ctx)
     return net

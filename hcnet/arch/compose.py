@@ -126,9 +126,12 @@ def _adjacent(base, budget):
 
 
 def _apply_sides(tokens, sides, block):
+    if sides not in (None, 'L', 'R', 'LR'):
+        raise ValueError("sides must be None, 'L', 'R' or 'LR', got %r" % (sides,))
     if block == 'isb':
-        if sides == 'LR':
-            raise ValueError('ISB networks take one side; sides="LR" is for IdleBlocks')
+        if sides is not None:
+            raise ValueError('ISB tokens (S) take the network side (idle_side); '
+                             'sides=%r is for IdleBlocks' % (sides,))
         return [['S' if t in IDLE_TOKENS else t for t in stage] for stage in tokens]
     if block != 'idle':
         raise ValueError("block must be 'idle' or 'isb', got %r" % (block,))
@@ -136,8 +139,6 @@ def _apply_sides(tokens, sides, block):
         return tokens
     if sides in ('L', 'R'):
         return [[sides if t in IDLE_TOKENS else t for t in stage] for stage in tokens]
-    if sides != 'LR':
-        raise ValueError("sides must be None, 'L', 'R' or 'LR', got %r" % (sides,))
     out, run = [], 0
     for stage in tokens:
         row = []
@@ -207,6 +208,9 @@ def resolve(base, pattern, *, idle_side='R', drop_connect=None):
     base = get_base_spec(base)
     if idle_side not in ('L', 'R'):
         raise ValueError("idle_side must be 'L' or 'R', got %r" % (idle_side,))
+    if len(pattern.stages) != len(base.stages):
+        raise ValueError('pattern %r has %d stages, %s has %d'
+                         % (str(pattern), len(pattern.stages), base.title, len(base.stages)))
     rate = base.drop_connect if drop_connect is None else drop_connect
     total = sum(len(stage) for stage in pattern.stages)
     blocks, in_ch, index = [], base.stem_channels, 0

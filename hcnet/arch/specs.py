@@ -69,7 +69,7 @@ class BaseSpec:
     head_act: str                          # its activation
     pre_logits: Optional[int]              # 1x1 conv after pooling (MobileNetV3: 1280), no BN
     dropout: float                         # dropout before the classifier
-    drop_connect: float                    # stochastic depth rate of the last block (0: off)
+    drop_connect: float                    # stochastic depth rate, grown linearly over blocks (0: off)
     se_act: str                            # SE inner activation
     se_gate: str                           # SE gate
     se_mb: SERule                          # SE width inside MBBlocks

@@ -1,0 +1,53 @@
+"""Shared helpers for the hcnet test-suite."""
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+#: Zoo names: hc_[effb0_]m<M>_<i|isb|lr><N>[_lr]
+NAME_RE = re.compile(r'hc_(?:effb0_)?m(\d+)_(?:i|isb|lr)(\d+)(?:_lr)?')
+
+
+def walk(block):
+    """Yield ``block`` and all its descendants (depth first)."""
+    yield block
+    for child in block._children.values():
+        child = child() if callable(child) and not isinstance(child, mx.gluon.Block) else child
+        yield from walk(child)
+
+
+def randomize(block, seed=0):
+    """Give every parameter of ``block`` (BN running stats included) random values.
+
+    Freshly initialised BatchNorms are the identity in inference mode; random
+    statistics make sure every layer actually does something in the tests.
+    """
+    rng = np.random.RandomState(seed)
+    for name, param in sorted(block.collect_params().items()):
+        if name.endswith(('running_var', 'gamma')):
+            value = rng.uniform(0.5, 1.5, param.shape)
+        elif name.endswith(('running_mean', 'beta', 'bias')):
+            value = rng.uniform(-0.2, 0.2, param.shape)
+        else:
+            value = rng.normal(0, 0.3, param.shape)
+        param.set_data(mx.nd.array(value))
+
+
+def copy_params(src, dst):
+    """Copy the parameters of ``src`` into ``dst`` (same structure, names minus prefix)."""
+    sp = {k[len(src.prefix):]: v for k, v in src.collect_params().items()}
+    dp = {k[len(dst.prefix):]: v for k, v in dst.collect_params().items()}
+    assert sorted(sp) == sorted(dp), 'blocks differ in structure'
+    for key, param in dp.items():
+        param.set_data(sp[key].data().copy())
+
+
+def rand(shape, seed=0):
+    return mx.nd.array(np.random.RandomState(seed).randn(*shape).astype('float32'))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    mx.random.seed(1234)
+    np.random.seed(1234)
