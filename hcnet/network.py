@@ -76,7 +76,8 @@ class HCNet(nn.HybridBlock):
                 rate = base.dropout if dropout is None else dropout
                 if rate:
                     self.output.add(nn.Dropout(rate))
-                self.output.add(nn.Dense(classes, in_units=width))
+                self.output.add(nn.Dense(classes, in_units=width,
+                                         weight_initializer=mx.init.Normal(0.01)))
 
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))
@@ -95,14 +96,16 @@ def _make_block(spec, alpha, se_layer, prefix, norm):
 def hc_net(base, *, policy='none', budget=None, insert='I', count=1, at='adjacent',
            stages=None, sides=None, block='idle', pattern=None, idle_side='R', alpha=0.5,
            classes=1000, dropout=None, drop_connect=None, norm_layer=nn.BatchNorm,
-           norm_kwargs=None, pretrained=False, ctx=mx.cpu(), root=None, name=None, **kwargs):
+           norm_kwargs=None, pretrained=False, ctx=mx.cpu(), root=None, name=None,
+           pretrained_classifier=True, **kwargs):
     """Build a hybrid-composition network from a base spec and a composition policy.
 
     Composition arguments (``policy``, ``budget``, ``insert``, ``count``, ``at``,
     ``stages``, ``sides``, ``block``, ``pattern``) are those of
     :func:`hcnet.arch.compose`. ``pretrained`` loads published weights for the
     zoo ``name`` (see :mod:`hcnet.model_store`); otherwise parameters are
-    initialised on ``ctx``.
+    initialised on ``ctx``. ``pretrained_classifier=False`` loads all but the
+    classifier, which is initialised afresh (fine-tuning on other classes).
     """
     pat = compose(base, policy, budget=budget, insert=insert, count=count, at=at,
                   stages=stages, sides=sides, block=block, pattern=pattern)
@@ -112,7 +115,8 @@ def hc_net(base, *, policy='none', budget=None, insert='I', count=1, at='adjacen
     net.name_in_zoo = name
     if pretrained:
         from .model_store import load_pretrained
-        load_pretrained(net, name, pretrained, ctx=ctx, root=root)
+        load_pretrained(net, name, pretrained, ctx=ctx, root=root,
+                        pretrained_classifier=pretrained_classifier)
     else:
         net.initialize(mx.init.MSRAPrelu(factor_type='in', slope=0.0), ctx=ctx)
     return net

@@ -176,7 +176,7 @@ def test_idle_block_backward_through_blocked_layouts():
 # --------------------------------------------------------------------------- ISB / shuffle
 def test_channel_shuffle_is_shufflenet_permutation():
     x = rand((2, 6, 3, 3), seed=7)
-    got = channel_shuffle(mx.nd, x, 2).asnumpy()
+    got = channel_shuffle(mx.nd, x, 2, x.shape[1]).asnumpy()
     xn = x.asnumpy()
     # channel order of the output: 0, 3, 1, 4, 2, 5
     expect = np.stack([xn[:, i] for i in (0, 3, 1, 4, 2, 5)], axis=1)

@@ -41,11 +41,17 @@ def conv_bn_act(in_channels, channels, kernel_size=1, stride=1, groups=1, act_la
     return seq
 
 
-def channel_shuffle(F, x, groups):
-    """ShuffleNet's channel shuffle: (N, g*c, H, W) -> transpose the (g, c) grid."""
-    x = F.reshape(x, shape=(0, -4, groups, -1, -2))
-    x = F.swapaxes(x, 1, 2)
-    return F.reshape(x, shape=(0, -3, -2))
+def channel_shuffle(F, x, groups, channels):
+    """ShuffleNet's channel shuffle of an NCHW tensor with ``channels`` channels.
+
+    (N, g*c, H, W) -> view (N, g, c, H*W) -> swap g and c -> back to (N, g*c, H, W).
+    Written without Reshape's special codes -2/-3/-4, which MXNet's ONNX exporter
+    cannot translate.
+    """
+    y = F.reshape(x, shape=(0, groups, channels // groups, -1))
+    y = F.swapaxes(y, 1, 2)
+    y = F.reshape(y, shape=(0, channels, -1))
+    return F.reshape_like(y, x)
 
 
 def concat_channels(F, first, second):
@@ -189,6 +195,7 @@ class IdleBlock(nn.HybridBlock):
             raise ValueError('IdleBlock side must be one of %s, got %r' % (IDLE_SIDES, side))
         out_channels = in_channels if out_channels is None else out_channels
         self.side, self.shuffle, self.alpha = side, shuffle, alpha
+        self.out_channels = out_channels
         self.idle_channels = int(round(in_channels * alpha))
         self.active_channels = in_channels - self.idle_channels
         if not 0 < self.idle_channels < in_channels:
@@ -215,7 +222,7 @@ class IdleBlock(nn.HybridBlock):
         first, second = (x2, y1) if self.side == 'L' else (y1, x2)
         out = concat_channels(F, first, second)
         if self.shuffle:
-            out = channel_shuffle(F, out, 2)
+            out = channel_shuffle(F, out, 2, self.out_channels)
         return out
 
 

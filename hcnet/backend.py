@@ -1,0 +1,135 @@
+"""Execution backends of the training engine.
+
+A backend answers the questions in which one process and a distributed job
+differ: which devices this process drives, how the Gluon trainer aggregates
+gradients, how initial parameters and metrics travel between processes, and
+which process writes files. The training loop itself is the same.
+"""
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+import io
+import os
+import pickle
+
+__all__ = ['LocalBackend', 'HorovodBackend', 'get_backend', 'under_horovod']
+
+
+class LocalBackend:
+    """One process driving the CPU or one or more GPUs (gradients aggregated on device)."""
+    name = 'local'
+    rank = 0
+    size = 1
+    local_rank = 0
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def contexts(self, cfg):
+        gpus = cfg['train.gpus']
+        if not gpus:
+            return [mx.cpu()]
+        available = mx.context.num_gpus()
+        bad = [g for g in gpus if not isinstance(g, int) or g < 0 or g >= available]
+        if bad:
+            raise cfg.error('train.gpus', '= %s: this machine has %d GPU(s)' % (gpus, available))
+        return [mx.gpu(g) for g in gpus]
+
+    def make_trainer(self, params, optimizer, optimizer_params):
+        return gluon.Trainer(params, optimizer, optimizer_params, kvstore='device')
+
+    def broadcast_parameters(self, net):
+        """Nothing to do in one process."""
+
+    def allreduce_sum(self, array):
+        return np.asarray(array, dtype=np.float64)
+
+    def barrier(self):
+        """Nothing to wait for in one process."""
+
+    def load_checkpoint(self, path, net, trainer, load, restore):
+        return restore(load(path), net, trainer)
+
+
+class HorovodBackend(LocalBackend):
+    """One process per device under ``horovodrun``; gradients averaged by allreduce.
+
+    The training loop is unchanged: Horovod's ``DistributedTrainer`` sums gradients
+    across ranks and divides by the number of ranks (with ``trainer.step(batch)``
+    per process, the update uses the gradient averaged over the global batch);
+    rank 0's initial (and resumed) parameters are broadcast; metrics are summed
+    across ranks; only rank 0 writes.
+    """
+    name = 'horovod'
+
+    def __init__(self):
+        import horovod.mxnet as hvd
+        hvd.init()
+        self.hvd = hvd
+        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self._calls = 0
+
+    def contexts(self, cfg):
+        if not cfg['train.gpus']:
+            return [mx.cpu()]
+        if mx.context.num_gpus() <= self.local_rank:
+            raise cfg.error('train.gpus', ': local rank %d has no GPU of its own (%d GPUs)'
+                            % (self.local_rank, mx.context.num_gpus()))
+        return [mx.gpu(self.local_rank)]
+
+    def make_trainer(self, params, optimizer, optimizer_params):
+        return self.hvd.DistributedTrainer(params, optimizer, optimizer_params)
+
+    def _name(self, what):
+        self._calls += 1
+        return '%s.%d' % (what, self._calls)
+
+    def broadcast_parameters(self, net):
+        self.hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+
+    def allreduce_sum(self, array):
+        value = mx.nd.array(np.asarray(array, dtype=np.float64), dtype='float64')
+        out = self.hvd.allreduce(value, average=False, name=self._name('allreduce'))
+        return out.asnumpy()
+
+    def barrier(self):
+        self.allreduce_sum(np.zeros(1))
+
+    def broadcast_bytes(self, data):
+        """Rank 0's ``data`` (bytes) on every rank."""
+        size = self.hvd.broadcast(mx.nd.array([len(data) if self.rank == 0 else 0],
+                                              dtype='int64'), 0, name=self._name('size'))
+        n = int(size.asscalar())
+        buf = np.frombuffer(data, dtype=np.uint8) if self.rank == 0 else np.zeros(n, np.uint8)
+        out = self.hvd.broadcast(mx.nd.array(buf, dtype='uint8'), 0, name=self._name('bytes'))
+        return out.asnumpy().tobytes()
+
+    def load_checkpoint(self, path, net, trainer, load, restore):
+        """Rank 0 reads the checkpoint; every rank restores rank 0's bytes."""
+        from .checkpoint import CheckpointError
+        error, blob = b'', b''
+        if self.rank == 0:
+            try:
+                blob = pickle.dumps(load(path), protocol=4)
+            except CheckpointError as err:
+                error = str(err).encode()
+        error = self.broadcast_bytes(error)
+        if error:
+            raise CheckpointError(error.decode())
+        ckpt = pickle.load(io.BytesIO(self.broadcast_bytes(blob)))
+        return restore(ckpt, net, trainer)
+
+
+def under_horovod():
+    """True when this process was started by horovodrun (Gloo or MPI) with more than one rank."""
+    for var in ('HOROVOD_SIZE', 'OMPI_COMM_WORLD_SIZE', 'PMI_SIZE'):
+        if var in os.environ:
+            return True
+    return False
+
+
+def get_backend():
+    """The backend for this process: Horovod under horovodrun, else local."""
+    return HorovodBackend() if under_horovod() else LocalBackend()

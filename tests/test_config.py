@@ -1,0 +1,126 @@
+"""Experiment configs: every file loads and builds; bad input ends in exit 2 naming the key."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from hcnet import get_model, list_models
+from hcnet.config import CONFIG_DIR, SCHEMA, ConfigError, find_config, load_config
+from hcnet.reference import PAPER_ROWS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'scripts', 'train_imagenet.py')
+CONFIGS = sorted(p for p in glob.glob(os.path.join(CONFIG_DIR, '**', '*.yaml'), recursive=True)
+                 if '_base' not in p)
+
+
+def test_every_schema_key_has_a_comment():
+    for key, (_, _, _, comment) in SCHEMA.items():
+        assert comment and len(comment) > 5, key
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: os.path.relpath(p, CONFIG_DIR))
+def test_config_loads_validates_and_builds(path):
+    cfg = load_config(path)
+    net = get_model(cfg['model.name'], classes=cfg['model.classes'], **cfg['model.kwargs'])
+    assert net.classes == cfg['model.classes']
+    assert cfg['paper.recipe'] in ('single-node', 'distributed', 'quickstart')
+
+
+def test_one_single_node_and_one_distributed_config_per_network():
+    names = {os.path.basename(p)[:-5] for p in CONFIGS}
+    for model in list_models():
+        assert model in names and model + '_dist' in names, model
+        single, dist = load_config(model + '.yaml'), load_config(model + '_dist.yaml')
+        assert single['model.name'] == dist['model.name'] == model
+        assert single['train.optimizer'] == 'nag' and dist['train.optimizer'] == 'lbsgd'
+        assert not dist['data.shard_by_rank']
+
+
+def test_configs_name_their_row_and_the_papers_top1():
+    for model in list_models():
+        for suffix, attr in (('', 'top1'), ('_dist', 'top1_dist')):
+            cfg = load_config(model + suffix + '.yaml')
+            row = next(r for r in PAPER_ROWS
+                       if r.table == cfg['paper.table'] and r.label == cfg['paper.row'])
+            assert row.model == model
+            if model.startswith('hc_effb0'):   # the paper's EfficientNet runs are distributed
+                expected = row.top1 if suffix else None
+            else:
+                expected = getattr(row, attr)
+            assert cfg['paper.top1'] == expected, (model, suffix)
+
+
+def test_paper_recipes():
+    single = load_config('hc_m10_i10.yaml')
+    assert (single['train.lr'], single['train.wd'], single['train.epochs'],
+            single['train.warmup_epochs'], single['train.batch_size'] * len(single['train.gpus'])
+            ) == (2.6, 3e-5, 360, 5, 2048)
+    dist = load_config('hc_m10_i10_dist.yaml')
+    assert (dist['train.lr'], dist['train.momentum'], dist['train.epochs'],
+            dist['train.batch_size']) == (0.8, 0.9, 80, 128)
+    assert dist['train.mixup_alpha'] > 0
+
+
+def test_bare_name_and_path_resolve_to_the_same_file():
+    assert find_config('hc_m10_i10.yaml') == find_config(
+        os.path.join(CONFIG_DIR, 'mobilenetv3', 'hc_m10_i10.yaml'))
+    assert find_config('hc_m10_i10') == find_config('hc_m10_i10.yaml')
+    with pytest.raises(ConfigError, match='not found'):
+        find_config('no_such_config.yaml')
+
+
+def test_inheritance_and_overrides():
+    cfg = load_config('fashion_mnist', ['train.epochs=1', 'train.gpus=[]'])
+    assert cfg['model.name'] == 'hc_m10_i10'            # from hc_m10_i10.yaml
+    assert cfg['train.optimizer'] == 'nag'               # from _base/single_node.yaml
+    assert cfg['data.dataset'] == 'fashion_mnist'        # from the quickstart file
+    assert cfg['train.epochs'] == 1 and cfg.source('train.epochs') == 'command line'
+    assert cfg.source('train.optimizer').endswith('single_node.yaml')
+
+
+def test_bad_values_name_the_key_and_file(tmp_path):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('_base_: %s\ntrain:\n  lr: -0.1\n' % find_config('fashion_mnist'))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(bad))
+    assert 'train.lr' in str(err.value) and str(bad) in str(err.value)
+    bad.write_text('train:\n  lerning_rate: 0.1\n')
+    with pytest.raises(ConfigError, match='unknown config key train.lerning_rate'):
+        load_config(str(bad))
+    bad.write_text('train: [1, 2\n')
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        load_config(str(bad))
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config('fashion_mnist', ['train.lr=0.05'])
+    out = tmp_path / 'config.yaml'
+    cfg.dump(str(out))
+    tree = yaml.safe_load(out.read_text())
+    assert tree['train']['lr'] == 0.05 and tree['model']['name'] == 'hc_m10_i10'
+    again = load_config(str(out))
+    assert dict(again) == dict(cfg)
+
+
+@pytest.mark.parametrize('override,key', [
+    ('train.bogus=1', 'train.bogus'),
+    ('train.epochs=many', 'train.epochs'),
+    ('train.lr=-1', 'train.lr'),
+    ('train.batch_size=0', 'train.batch_size'),
+    ('model.name=resnet_nope', 'model.name'),
+    ('data.root=/nonexistent/fashion', 'data.root'),
+    ('train.dtype=float16', 'train.dtype'),
+])
+def test_train_script_rejects_bad_config_with_exit_2(tmp_path, override, key):
+    out = tmp_path / 'run'
+    proc = subprocess.run([sys.executable, TRAIN, '--config', 'fashion_mnist', override,
+                           'output_dir=%s' % out], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith('error:')]
+    assert len(lines) == 1 and key in lines[0], proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not out.exists()      # nothing written before the config is known to be good
