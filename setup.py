@@ -1,4 +1,5 @@
 """hcnet: Hybrid Composition with IdleBlock (Xu et al., 2019) in MXNet Gluon / GluonCV."""
+import os
 import re
 from pathlib import Path
 
@@ -9,8 +10,13 @@ VERSION = re.search(r"__version__ = '([^']+)'", (HERE / 'hcnet' / '__init__.py')
 
 # mxnet 1.9.1 needs numpy < 1.24; gluoncv 0.10.5 would otherwise pull numpy 2 through
 # its unpinned dependencies, so those are constrained here as well.
+# GPU images install the CUDA build instead (HCNET_MXNET_PACKAGE=mxnet-cu112, see docker/).
+MXNET_PACKAGE = os.environ.get('HCNET_MXNET_PACKAGE', 'mxnet')
+MXNET_VERSION = '1.9.1'
+HOROVOD_VERSION = '0.28.1'
+
 INSTALL_REQUIRES = [
-    'mxnet==1.9.1',
+    '%s==%s' % (MXNET_PACKAGE, MXNET_VERSION),
     'numpy>=1.17,<1.24',
     'gluoncv==0.10.5.post0',
     'opencv-python<4.9',
@@ -31,9 +37,12 @@ setup(
     python_requires='>=3.8',
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'test': ['pytest>=7'],
+        'test': ['pytest>=7', 'onnx==1.14.1', 'onnxruntime==1.31.1'],
+        # scripts/export_model.py (+ its onnxruntime check); tested with mxnet 1.9.1's exporter
+        'export': ['onnx==1.14.1', 'onnxruntime==1.31.1'],
         # Horovod builds from source against the installed mxnet; see README (distributed).
-        'distributed': ['horovod==0.28.1'],
+        'distributed': ['horovod==%s' % HOROVOD_VERSION],
     },
+    package_data={'hcnet': ['model_store_index.json']},
     include_package_data=True,
 )
