@@ -18,6 +18,10 @@ from hcnet.arch import BASE_SPECS, POLICIES  # noqa: E402
 
 def describe(net, title, input_size, blocks=False):
     cx = count(net, input_size)
+    if getattr(net, 'base', None) is None:     # not a hybrid-composition network
+        print('%s  (%dx%d)\n  standard: %.2f M MAdds, %.3f M params\n'
+              % ((title, input_size, input_size) + cx.standard()))
+        return
     std, paper = cx.standard(), cx.paper_for(net.base)
     print('%s  (%s, %dx%d)' % (title, net.base.title, input_size, input_size))
     print('  pattern : %s' % net.pattern)

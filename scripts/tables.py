@@ -17,6 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from hcnet.model_zoo import HC_RECIPES  # noqa: E402
 from hcnet.reference import PAPER_ROWS, TABLES, TOLERANCE  # noqa: E402
+from hcnet.irnet import render_irnet_table  # noqa: E402
+from hcnet.reference_baselines import render_baselines  # noqa: E402
 from hcnet.reproduce import measure, reproduce  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,6 +97,8 @@ def render_zoo(results):
               'each table.', '']
     for number in TABLES:
         lines += [render_table(number, results), '']
+    lines += ['## IR-Net (ir-net.txt), layer by layer', '', render_irnet_table(), '',
+              '## Small-network baselines', '', render_baselines(), '']
     return '\n'.join(lines)
 
 
@@ -106,12 +110,18 @@ def main(argv=None):
     parser.add_argument('--zoo', default=os.path.join(ROOT, 'MODEL_ZOO.md'),
                         help='where to write the model-zoo page (default: %(default)s)')
     parser.add_argument('--no-zoo', action='store_true', help='do not write the model-zoo page')
+    parser.add_argument('--irnet', action='store_true', help='also print the IR-Net layer table')
+    parser.add_argument('--baselines', action='store_true', help='also print the baselines')
     args = parser.parse_args(argv)
 
     results = reproduce()
     for number in ([args.table] if args.table else TABLES):
         print(render_table(number, results))
         print()
+    if args.irnet:
+        print(render_irnet_table() + '\n')
+    if args.baselines:
+        print(render_baselines() + '\n')
     if not args.no_zoo:
         tmp = args.zoo + '.tmp'
         with open(tmp, 'w') as f:

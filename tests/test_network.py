@@ -41,7 +41,7 @@ def _scale_close(imp, hyb, rel=1e-5):
 
 
 def test_zoo_has_25_networks():
-    assert len(hcnet.list_models()) == 25 and len(NAMES) == 25
+    assert len(hcnet.list_models('hc_')) == 25 and len(NAMES) == 25
 
 
 @pytest.mark.parametrize('name', NAMES)
