@@ -112,7 +112,7 @@ SCHEMA = {
     'train.seed': (0, int, _nonneg, 'seed for initialisation, data order and augmentation'),
     'train.log_interval': (50, int, _pos, 'steps between log lines (the bar updates every step)'),
     'train.steps_per_epoch': (None, (int, type(None)), None,
-                              'cap on steps per epoch (null: the whole dataset); for smoke runs'),
+                              'cap on steps per epoch (null: the whole dataset); for time budgets and smoke runs'),
     # --- checkpoints and outputs ---------------------------------------------------
     'checkpoint.every': (10, int, _pos, 'also keep a checkpoint every N epochs'),
     'checkpoint.keep': (3, int, _pos, 'how many of the every-N checkpoints to keep'),
