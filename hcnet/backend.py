@@ -80,14 +80,21 @@ class HorovodBackend(LocalBackend):
         return [mx.gpu(self.local_rank)]
 
     def make_trainer(self, params, optimizer, optimizer_params):
-        return self.hvd.DistributedTrainer(params, optimizer, optimizer_params)
+        cls = self.hvd.DistributedTrainer if mx.context.num_gpus() else _plain_layout_trainer(self.hvd)
+        return cls(params, optimizer, optimizer_params)
 
     def _name(self, what):
         self._calls += 1
         return '%s.%d' % (what, self._calls)
 
     def broadcast_parameters(self, net):
-        self.hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+        # plain-layout copies: oneDNN may have reordered weights in place (see below)
+        params = net.collect_params()
+        plain = {name: mx.nd.array(p.data().asnumpy(), dtype=p.dtype)
+                 for name, p in sorted(params.items())}
+        self.hvd.broadcast_parameters(plain, root_rank=0)
+        for name, p in params.items():
+            p.set_data(plain[name])
 
     def allreduce_sum(self, array):
         value = mx.nd.array(np.asarray(array, dtype=np.float64), dtype='float64')
@@ -120,6 +127,31 @@ class HorovodBackend(LocalBackend):
             raise CheckpointError(error.decode())
         ckpt = pickle.load(io.BytesIO(self.broadcast_bytes(blob)))
         return restore(ckpt, net, trainer)
+
+
+def _plain_layout_trainer(hvd):
+    """Horovod's DistributedTrainer, reducing plain-layout copies of CPU gradients.
+
+    oneDNN leaves some CPU gradients in a blocked layout, which Horovod 0.28's MXNet
+    ops cannot read ("We can't generate TBlob for MKLDNN data"). All gradients are
+    first copied to plain arrays, reduced in one grouped allreduce per step, and
+    written back.
+    """
+    class PlainLayoutTrainer(hvd.DistributedTrainer):
+        def _allreduce_grads(self):
+            if self._process_set.size() == 1 or not self._process_set.included():
+                return
+            grads = [(i, p.list_grad()[0]) for i, p in enumerate(self._params)
+                     if p.grad_req != 'null']
+            plain = [mx.nd.array(g.asnumpy(), ctx=g.context, dtype=g.dtype) for _, g in grads]
+            hvd.grouped_allreduce_(tensors=plain, average=not self._average_in_framework,
+                                   name=self._prefix + 'grads',
+                                   prescale_factor=1.0 / self._gradient_predivide_factor,
+                                   postscale_factor=self._postscale_factor,
+                                   process_set=self._process_set)
+            for (_, g), t in zip(grads, plain):
+                g[:] = t
+    return PlainLayoutTrainer
 
 
 def under_horovod():

@@ -199,6 +199,13 @@ def evaluate(net, val, ctx, backend=None, dtype='float32'):
 # --------------------------------------------------------------------------------------
 # training
 
+def _logits(out):
+    """The main output as float32 (networks with auxiliary heads return a list)."""
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    return out.astype('float32')
+
+
 def _seed_all(seed):
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
@@ -339,7 +346,7 @@ def train(cfg, backend=None):
             xs = gluon.utils.split_and_load(data_b.astype(in_dtype, copy=False), ctx)
             ts = gluon.utils.split_and_load(target, ctx)
             with autograd.record():
-                losses = [loss_fn(net(x).astype('float32'), t) for x, t in zip(xs, ts)]
+                losses = [loss_fn(_logits(net(x)), t) for x, t in zip(xs, ts)]
                 if use_amp(cfg):
                     with amp.scale_loss(losses, trainer) as scaled:
                         autograd.backward(scaled)
