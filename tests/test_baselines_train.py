@@ -1,6 +1,7 @@
 """Every baseline and IR-Net config trains a step through scripts/train_imagenet.py (CPU)."""
 import glob
 import json
+import logging
 import os
 import sys
 
@@ -19,6 +20,17 @@ _NASNET_SKIP = pytest.mark.skip(
            "('could not construct a sub-memory', the bug hcnet.nn.concat_channels works around); "
            'it trains on GPU')
 CASES = [pytest.param(p, marks=_NASNET_SKIP) if 'nasnet' in p else p for p in CONFIGS]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """train() sets up the 'hcnet' logger for a run; give it back to pytest afterwards."""
+    yield
+    logger = logging.getLogger('hcnet')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
 
 
 @pytest.mark.parametrize('path', CASES, ids=lambda p: os.path.basename(p)[:-5])
