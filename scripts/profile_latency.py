@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""Where batch-1 inference time goes: per operator category and per block kind.
+
+    python scripts/profile_latency.py --models hc_m15_i0,hc_m5_i10 --md breakdown.md
+    python scripts/profile_latency.py --models hc_m5_i10 --backends onnxruntime --input-size 64
+
+Each (model, backend) runs in a fresh subprocess with ``--threads`` threads (the
+environment of ``scripts/benchmark_latency.py``), builds the same seeded network,
+and profiles ``--runs`` forward passes after ``--warmup``:
+
+``onnxruntime`` / ``onnxruntime-fast``
+    ONNX Runtime's own profiler (``SessionOptions.enable_profiling``), one record
+    per executed node of the *optimised* graph. The node's name carries the block
+    it came from (``stage3_block2``), so time is split by block kind (stem, MBBlock,
+    IdleBlock, head; layout reorders ONNX Runtime inserts are named by it and
+    counted apart) and by category (1x1 convolution, depthwise convolution, SE,
+    split / concat / layout, unfused residual add, classifier, other).
+``mxnet`` / ``mxnet-fast``
+    MXNet's profiler, aggregated by operator type (MXNet names no nodes), with
+    operator bulking off (``MXNET_EXEC_BULK_EXEC_INFERENCE=0``) so every operator is
+    timed on its own; the categories are coarser (convolutions are not told apart).
+
+Profiling adds overhead per operator; the figures are for comparing parts of one
+network, not for its latency (``benchmark_latency.py`` measures that).
+"""
+import argparse
+import collections
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_latency', os.path.join(ROOT, 'scripts', 'benchmark_latency.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+
+BACKENDS = ('onnxruntime', 'onnxruntime-fast', 'mxnet', 'mxnet-fast')
+CATEGORIES = ('conv 1x1', 'conv depthwise', 'conv other', 'SE', 'split/concat/layout',
+              'residual add', 'classifier', 'other')
+KINDS = ('stem', 'MBBlock', 'IdleBlock', 'InvertedShuffleBlock', 'head', 'reorder (unnamed)')
+_LAYOUT_OPS = {'Split', 'Slice', 'Concat', 'Reshape', 'Transpose', 'ReorderInput',
+               'ReorderOutput', 'Identity', 'Gather',
+               # MXNet
+               'slice_axis', 'slice', 'Concat', 'concat', 'Reshape', 'reshape_like',
+               'SliceChannel', 'split', 'transpose', 'Reorder', '_split_v2'}
+_BLOCK = re.compile(r'(stage\d+_block\d+)_')
+
+
+def block_kinds(net):
+    """{'stage3_block2': 'IdleBlock', ...} from the built network."""
+    kinds = {}
+    for stage in net.features._children.values():
+        for block in getattr(stage, '_children', {}).values():
+            m = _BLOCK.search(block.prefix)
+            if m:
+                kinds[m.group(1)] = type(block).__name__
+    return kinds
+
+
+def kind_of(node_name, kinds):
+    m = _BLOCK.search(node_name + '_')
+    if m:
+        return kinds.get(m.group(1), 'MBBlock')
+    if 'stem' in node_name:
+        return 'stem'
+    if node_name.startswith(('Reorder', 'token')) or '_token_' in node_name:
+        return 'reorder (unnamed)'
+    return 'head'
+
+
+def ort_category(op_type, attrs, name):
+    if '_se_' in name or name.endswith('_se'):
+        return 'SE'
+    if op_type in ('Conv', 'FusedConv'):
+        if attrs.get('group', 1) > 1:
+            return 'conv depthwise'
+        return 'conv 1x1' if list(attrs.get('kernel_shape', [1, 1])) == [1, 1] else 'conv other'
+    if op_type in _LAYOUT_OPS:
+        return 'split/concat/layout'
+    if op_type in ('Add', 'Sum'):
+        return 'residual add'
+    if op_type in ('Gemm', 'MatMul', 'Flatten'):
+        return 'classifier'
+    return 'other'
+
+
+def mxnet_category(op):
+    if op in _LAYOUT_OPS:
+        return 'split/concat/layout'
+    if 'conv' in op.lower():
+        return 'conv (all)'
+    if op in ('elemwise_add', '_plus', '_Plus', 'broadcast_add', 'add_n', 'ElementWiseSum'):
+        return 'residual add'
+    if op in ('FullyConnected', 'Flatten'):
+        return 'classifier'
+    if op in ('Pooling', '_contrib_AdaptiveAvgPooling2D', 'broadcast_mul', 'UpSampling'):
+        return 'pooling / SE scale'
+    if op in ('BatchNorm',):
+        return 'BatchNorm'
+    if op in ('Activation', 'hard_sigmoid', 'elemwise_mul', 'clip', '_mul_scalar',
+              '_plus_scalar', 'sigmoid', 'relu', 'LeakyReLU'):
+        return 'activations'
+    return 'other'
+
+
+# ----------------------------------------------------------------------------- worker
+def worker(spec):
+    import numpy as np
+    name, backend, size = spec['model'], spec['backend'], spec['input_size']
+    runs, warmup = spec['runs'], spec['warmup']
+    net = bench._build(name, size)
+    kinds = block_kinds(net)
+    x_np = bench._image(1, size, seed=1)
+    table = collections.Counter()
+    if backend.startswith('onnxruntime'):
+        import onnx
+        import onnxruntime as ort
+        tmp = tempfile.mkdtemp(prefix='hcnet_profile_')
+        onnx_file = bench._export_onnx(net, name, size, tmp, fast=backend.endswith('fast'))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = spec['threads']
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = os.path.join(tmp, 'optimized.onnx')
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tmp, 'profile')
+        session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+        feed = {session.get_inputs()[0].name: x_np}
+        for _ in range(warmup + runs):          # the warm-up runs' records are dropped
+            session.run(None, feed)
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+        nodes = {}
+        for node in onnx.load(options.optimized_model_filepath).graph.node:
+            nodes[node.name] = (node.op_type, {a.name: onnx.helper.get_attribute_value(a)
+                                               for a in node.attribute})
+        per_node = collections.defaultdict(list)
+        for e in events:
+            if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
+                per_node[e['name'][:-len('_kernel_time')]].append(e['dur'] / 1e3)
+        for node, times in per_node.items():
+            op_type, attrs = nodes.get(node, (node.split('_')[0], {}))
+            ms = float(np.median(times[warmup:] or times))
+            table[(kind_of(node, kinds), ort_category(op_type, attrs, node))] += ms
+    else:
+        import mxnet as mx
+        x = mx.nd.array(x_np)
+        if backend == 'mxnet':
+            runner = net
+            runner.hybridize(static_alloc=True, static_shape=True)
+        else:
+            from hcnet.deploy import optimize
+            runner = optimize(net, size)
+        for _ in range(warmup):
+            runner(x).wait_to_read()
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.path.join(tempfile.mkdtemp(), 'profile.json'))
+        mx.profiler.set_state('run')
+        for _ in range(runs):
+            runner(x).wait_to_read()
+        mx.nd.waitall()
+        mx.profiler.set_state('stop')
+        stats = json.loads(mx.profiler.dumps(format='json', reset=True))
+        for op, s in stats['Time'].get('operator', {}).items():
+            if op in ('WaitForVar', 'DeleteVariable'):
+                continue
+            table[('all', mxnet_category(op))] += s['Total'] / runs
+    counts = collections.Counter(kinds.values())
+    return dict(spec, table=[[k, c, v] for (k, c), v in table.items()],
+                blocks=dict(counts))
+
+
+# ----------------------------------------------------------------------------- parent
+def measure(spec):
+    env = bench.thread_env(spec['threads'])
+    env['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker',
+                           json.dumps(spec)], env=env, capture_output=True, text=True,
+                          timeout=3600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError('profiling %s failed (exit %d):\n%s' % (
+            json.dumps(spec), proc.returncode, proc.stderr[-4000:]))
+    return json.loads(lines[-1])
+
+
+def render(results):
+    lines = ['# Where the time goes (batch 1, profiled; ms per forward pass)', '']
+    for r in results:
+        cells = collections.defaultdict(float)
+        for kind, cat, ms in r['table']:
+            cells[(kind, cat)] += ms
+        total = sum(cells.values())
+        kinds = [k for k in KINDS + ('all',) if any(key[0] == k for key in cells)]
+        cats = [c for c in CATEGORIES + ('conv (all)', 'activations', 'BatchNorm',
+                                         'pooling / SE scale')
+                if any(key[1] == c for key in cells)]
+        cats = list(dict.fromkeys(cats))
+        lines += ['## `%s`, %s, %d thread(s), %dx%d: %.2f ms profiled' % (
+            r['model'], r['backend'], r['threads'], r['input_size'], r['input_size'], total), '',
+            '| block kind (count) | ' + ' | '.join(cats) + ' | total |',
+            '|---|' + '---|' * (len(cats) + 1)]
+        for kind in kinds:
+            row = [cells.get((kind, c), 0.0) for c in cats]
+            n = r['blocks'].get(kind)
+            label = '%s (%d)' % (kind, n) if n else kind
+            lines.append('| %s | %s | %.3f |' % (label, ' | '.join('%.3f' % v for v in row),
+                                                 sum(row)))
+        col = [sum(cells.get((k, c), 0.0) for k in kinds) for c in cats]
+        lines.append('| **all** | %s | %.3f |' % (
+            ' | '.join('%.3f (%.0f%%)' % (v, 100 * v / max(total, 1e-9)) for v in col), total))
+        per_block = ['%s %.3f ms' % (k, sum(v for (kk, _), v in cells.items() if kk == k)
+                                     / r['blocks'][k])
+                     for k in kinds if r['blocks'].get(k)]
+        if per_block:
+            lines += ['', 'Mean per block: ' + ', '.join(per_block) + '.']
+        lines.append('')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__)
+    parser.add_argument('--models', default='hc_m15_i0,hc_m5_i10',
+                        help='comma-separated zoo names')
+    parser.add_argument('--backends', default='onnxruntime,onnxruntime-fast',
+                        help='comma-separated, from: %s' % ', '.join(BACKENDS))
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--runs', type=int, default=50)
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--md', help='write the Markdown tables here')
+    parser.add_argument('--json', help='write the raw tables here')
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    import hcnet
+    names = bench._csv(args.models)
+    backends = bench._csv(args.backends)
+    unknown = [n for n in names if not hcnet.model_zoo.is_model(n)]
+    bad = [b for b in backends if b not in BACKENDS]
+    if unknown or bad or args.threads < 1 or args.runs < 1 or args.warmup < 0:
+        print('error: %s' % ('unknown models %s' % unknown if unknown else
+                             'unknown backends %s' % bad if bad else
+                             'bad --threads / --runs / --warmup'), file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+    results = []
+    for name in tqdm(names, desc='profile', unit='model'):
+        for backend in backends:
+            results.append(measure(dict(model=name, backend=backend, threads=args.threads,
+                                        input_size=args.input_size, runs=args.runs,
+                                        warmup=args.warmup)))
+    md = render(results)
+    print(md)
+    if args.md:
+        bench._write_text(args.md, md)
+    if args.json:
+        bench._write_text(args.json, json.dumps(results, indent=1) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
