@@ -34,6 +34,18 @@ rounding (of the folded BatchNorms, and of summation order inside kernels):
     block runs *masked* instead: its convolutions read / write the whole tensor
     with zero weights on the idle channels, the residual add passes them through
     (``0 + x2``); otherwise the halves are sliced.
+``block_split``
+    Where the run's producer can be split and the first IdleBlock's active branch
+    has a residual, cut after the *block* holding the last active channel
+    (``align`` channels a block) instead of after the last active channel: the
+    producer then writes as many rows as unsplit (40 channels: 32 + 16, not
+    32 + 32), and the few idle channels sharing that block ride through the active
+    branch masked (zero weights in, zero rows out, carried by its residual). Only
+    for runs that keep one side: under L/R alternation the halves stay apart.
+``residual_split``
+    How a producer with a residual add is split: ``'slice'`` slices its input's
+    part for the add (one copy); ``'producer'`` splits the input's own producer
+    too, which then runs twice (whole, for the expansion, and in parts).
 ``align``
     Channel counts padded to multiples of ``align`` with never-read channels:
     every tensor carries a map from logical to physical channels, every consumer
@@ -83,7 +95,8 @@ __all__ = ['optimize', 'to_symbol', 'export', 'patch_onnx', 'compare', 'DeployGr
 #: measured (with ``optimize(fuse=True)``, its default).
 DEFAULTS = dict(fold_bn=True, plain_concat=True, track_idle=True, split_producers=True,
                 split_ratio=1.34, align=16, global_pool=True, se_upsample=False,
-                hswish_conv=True)
+                hswish_conv=True, block_split=True,
+                residual_split='slice')
 
 #: The switches for ONNX Runtime (``scripts/benchmark_latency.py``'s onnxruntime-fast):
 #: ONNX Runtime fuses h-swish into its convolutions itself, and keeps the SE scaling
@@ -93,7 +106,8 @@ ORT_OPTIONS = dict(DEFAULTS, se_upsample=True, hswish_conv=False)
 #: The original formulation (every switch off): bit-identical to the Gluon network.
 ORIGINAL = dict(fold_bn=False, plain_concat=False, track_idle=False, split_producers=False,
                 split_ratio=1.34, align=1, global_pool=False, se_upsample=False,
-                hswish_conv=False)
+                hswish_conv=False, block_split=False,
+                residual_split='producer')
 
 # element-wise layers: applied to the physical tensor, padding stays padding
 _ELEMENTWISE = (HardSigmoid, HardSwish, Swish, nn.Activation)
@@ -122,6 +136,26 @@ class DeployGraph:
             if node['op'] != 'null':
                 counts[node['op']] = counts.get(node['op'], 0) + 1
         return counts
+
+    def conv_madds(self, input_size):
+        """Multiply-adds of the emitted convolutions and FC layers for one image,
+        padding channels included: what the runtime computes, to set beside the
+        network's own count (the difference is the price of ``align``)."""
+        size = (input_size, input_size) if isinstance(input_size, int) else input_size
+        data = (1, 3) + tuple(size)
+        internals = self.symbol.get_internals()
+        _, out_shapes, _ = internals.infer_shape(data=data)
+        out_shape = dict(zip(internals.list_outputs(), out_shapes))
+        arg_shapes, _, _ = self.symbol.infer_shape(data=data)
+        arg_shape = dict(zip(self.symbol.list_arguments(), arg_shapes))
+        nodes = json.loads(self.symbol.tojson())['nodes']
+        total = 0
+        for node in nodes:
+            if node['op'] in ('Convolution', 'FullyConnected'):
+                weight = arg_shape[nodes[node['inputs'][1][0]]['name']]
+                total += (int(np.prod(out_shape[node['name'] + '_output']))
+                          * int(np.prod(weight[1:])))
+        return total
 
 
 class _T:
@@ -203,6 +237,7 @@ class _Emitter:
         self.where = ''     # prefix of the block being emitted (names slices / concats)
         self.params = {}
         self.counter = {}
+        self.mixed_runs = set()     # ids of IdleBlocks in runs that alternate sides
         self.stats = {'folded_bn': 0, 'unfolded_bn': 0, 'concat': 0, 'slice': 0,
                       'split_convs': 0, 'masked_blocks': 0, 'idle_blocks': 0,
                       'mb_blocks': 0, 'fallback': []}
@@ -456,26 +491,43 @@ class _Emitter:
         out = self.sequential(blk.body, x, out_pos=x.pos, out_phys=x.phys)
         sym = mx.sym.elemwise_add(out.sym, x.sym, name=self._name(blk.prefix + 'add'))
         split = None
-        if out.split is not None and x.split is not None:
+        slice_input = self.o['residual_split'] == 'slice'
+        if out.split is not None and (x.split is not None or slice_input):
             proj, inp = out.split, x.split
 
             def split(lo, hi, pos=None, phys=None):
-                xs = inp(lo, hi, pos, phys)
+                if slice_input and pos is None:
+                    # the expansion reads all of x anyway: slice the residual's part of
+                    # it rather than computing x's producer a second time, in parts
+                    xs = self._phys_slice(x, lo, hi)
+                else:
+                    xs = inp(lo, hi, pos, phys)
                 ys = proj(lo, hi, xs.pos, xs.phys)
                 return _T(mx.sym.elemwise_add(ys.sym, xs.sym), xs.pos, xs.phys)
         return _T(sym, x.pos, x.phys, split)
 
-    def _cut(self, seg, k, masked_ok):
-        """Cut segment ``seg`` after logical channel ``k``: (mode, first, second)."""
+    def _cut(self, seg, k, masked_ok, block_ok=True):
+        """Cut segment ``seg`` after logical channel ``k``: (mode, first, seconds).
+
+        ``first`` holds the active channels, ``seconds`` is a list of idle segments.
+        """
         c = seg.channels
+        kb = _roundup(k, self.align)
+        if (seg.split is not None and masked_ok and block_ok and self.o['block_split']
+                and kb != k and kb < c):
+            # cut at the block boundary after channel k: the producer writes as many
+            # rows as unsplit; the kb - k idle channels in the first part are
+            # carried through the (masked) active branch by its residual
+            head, tail = seg.split(0, kb), seg.split(kb, c)
+            return 'masked', head.view(0, k), [head.view(k, kb), tail]
         if seg.split is not None:
             whole = _roundup(c, self.align)
             halves = _roundup(k, self.align) + _roundup(c - k, self.align)
             if halves <= self.o['split_ratio'] * whole:
-                return 'split', seg.split(0, k), seg.split(k, c)
+                return 'split', seg.split(0, k), [seg.split(k, c)]
         if masked_ok:
-            return 'masked', seg.view(0, k), seg.view(k, c)
-        return 'slice', self._phys_slice(seg, 0, k), self._phys_slice(seg, k, c)
+            return 'masked', seg.view(0, k), [seg.view(k, c)]
+        return 'slice', self._phys_slice(seg, 0, k), [self._phys_slice(seg, k, c)]
 
     def idleblock(self, blk, x):
         self.stats['idle_blocks'] += 1
@@ -485,7 +537,7 @@ class _Emitter:
         if not self.o['track_idle']:        # the original: slice, transform, concat
             t = self._compact(segs)
             segs = [self._phys_slice(t, 0, a), self._phys_slice(t, a, t.channels)]
-        active, idle, mode, pos = [], [], None, 0
+        active, idle, pos = [], [], 0
         for seg in segs:
             lo, hi = pos, pos + seg.channels
             if hi <= a:
@@ -494,15 +546,19 @@ class _Emitter:
                 idle.append(seg)
             else:
                 masked_ok = lo == 0 and blk.active.use_residual
-                mode, first, second = self._cut(seg, a - lo, masked_ok)
+                _, first, seconds = self._cut(seg, a - lo, masked_ok,
+                                              block_ok=id(blk) not in self.mixed_runs)
                 active.append(first)
-                idle.append(second)
+                idle.extend(seconds)
             pos = hi
         y1 = self.mbblock(blk.active, active)
         self.where = blk.prefix
-        if mode == 'masked':            # y1.sym holds the idle channels too (0 + x2)
+        old = active[0].sym
+        if (blk.active.use_residual and len(active) == 1
+                and any(s.sym is old for s in idle)):
+            # masked: the active branch read a tensor that also holds idle channels
+            # and wrote zero rows there, so its residual add carries them (0 + x2)
             self.stats['masked_blocks'] += 1
-            old = active[0].sym
             idle = [_T(y1.sym, s.pos, s.phys) if s.sym is old else s for s in idle]
             y1 = _T(y1.sym, y1.pos, y1.phys)
         if blk.pool is not None:
@@ -574,6 +630,33 @@ class _Emitter:
         return _T(out, np.arange(c), c)
 
 
+def _mixed_side_runs(net):
+    """ids of the IdleBlocks in runs of consecutive IdleBlocks with both sides.
+
+    A cut at a block boundary (``block_split``) suits a run whose active channels
+    stay the same; under L/R alternation the active half moves, and the halves
+    must be separate segments.
+    """
+    order = []
+
+    def walk(block):
+        if isinstance(block, (IdleBlock, MBBlock)) or not block._children:
+            order.append(block)
+            return
+        for child in block._children.values():
+            walk(child)
+    walk(net)
+    mixed, run = set(), []
+    for block in order + [None]:
+        if isinstance(block, IdleBlock) and not block.shuffle:
+            run.append(block)
+            continue
+        if len({b.side for b in run}) > 1:
+            mixed.update(id(b) for b in run)
+        run = []
+    return mixed
+
+
 def to_symbol(net, input_size=None, **options):
     """Emit the inference graph of ``net``: a :class:`DeployGraph`.
 
@@ -590,6 +673,7 @@ def to_symbol(net, input_size=None, **options):
         input_size = (input_size, input_size)
     em = _Emitter(opts, root=getattr(net, 'prefix', ''),
                   input_size=tuple(input_size) if input_size else None)
+    em.mixed_runs = _mixed_side_runs(net)
     data = _T(mx.sym.var('data'), np.arange(3), 3)
     out = em._compact(em.block(net, data)).sym
     args = set(out.list_arguments())

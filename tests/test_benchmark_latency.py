@@ -86,8 +86,18 @@ def test_summary_and_ratios():
     assert s['p10'] < s['p25'] < s['median'] < s['p75'] < s['p90']
     results = {(m, 'onnxruntime', 1): {'stats': {'median': v}}
                for m, v in (('hc_m15_i0', 10.0), ('hc_m5_i10', 8.0), ('hc_m10_i10', 11.0))}
-    rows = {r['numerator']: r for r in bench.ratios(results, ['onnxruntime'], [1])}
+    models = {'hc_m15_i0': {'standard_madds_m': 200.0}, 'hc_m5_i10': {'standard_madds_m': 140.0},
+              'hc_m10_i10': {'standard_madds_m': 210.0}}
+    rows = {r['numerator']: r for r in bench.ratios(results, ['onnxruntime'], [1], models)}
+    # MAdds ratio 0.7: two thirds of the 30% saving -> latency ratio <= 0.8
+    assert rows['hc_m5_i10']['madds_ratio'] == pytest.approx(0.7)
+    assert rows['hc_m5_i10']['target'] == pytest.approx(0.8)
     assert rows['hc_m5_i10']['ratio'] == pytest.approx(0.8) and rows['hc_m5_i10']['met']
+    models['hc_m5_i10']['standard_madds_m'] = 120.0          # 0.6 -> needs <= 0.733
+    rows = {r['numerator']: r for r in bench.ratios(results, ['onnxruntime'], [1], models)}
+    assert rows['hc_m5_i10']['met'] is False
+    # without MAdds there is no derived target, hence no verdict
+    assert bench.ratios(results, ['onnxruntime'], [1])[0]['met'] is None
     assert rows['hc_m10_i10']['ratio'] == pytest.approx(1.1)
     assert rows['hc_m10_i10']['met'] is False
     assert 'hc_effb0_m7_i9' not in rows             # not measured: no row

@@ -131,7 +131,8 @@ def test_lr_alternation_moves_no_channels(nets):
     r = to_symbol(nets('hc_m10_i10'), SIZE, **DEFAULTS).op_counts()
     lr = to_symbol(nets('hc_m10_i10_lr'), SIZE, **DEFAULTS).op_counts()
     assert lr.get('Concat', 0) == r.get('Concat', 0)
-    assert 'slice_axis' not in lr
+    # the only slices: the residual input of stage 4's producer (residual_split)
+    assert lr.get('slice_axis', 0) == r.get('slice_axis', 0) == 2
 
 
 def test_idle_block_stack_outside_the_zoo():
@@ -213,3 +214,23 @@ def test_onnx_export_runs_in_blocked_layout(name, nets, tmp_path):
     ops = collections.Counter(n.op_type for n in nodes)
     assert ops.get('Split', 0) == 0 and ops.get('Slice', 0) == 0 and ops.get('Add', 0) == 0
     assert ops.get('ReorderOutput', 0) <= 1 and ops.get('ReorderInput', 0) <= 1
+
+
+def test_emitted_madds_count_padding_and_nothing_else():
+    """The original graph computes exactly the network's MAdds; the fast one adds only
+    padding, and cutting runs at block boundaries pads less than cutting at the half."""
+    for name in ('hc_m5_i10', 'hc_m10_i10'):
+        net = hcnet.get_model(name)
+        logical = hcnet.count(net, 224).standard()[0] * 1e6
+        assert to_symbol(net, 224, **ORIGINAL).conv_madds(224) == pytest.approx(logical,
+                                                                                 rel=1e-6)
+        fast = to_symbol(net, 224, **DEFAULTS)
+        half_cut = to_symbol(net, 224, **dict(DEFAULTS, block_split=False,
+                                              residual_split='producer'))
+        assert logical < fast.conv_madds(224) < half_cut.conv_madds(224)
+        assert fast.conv_madds(224) < 1.25 * logical
+        assert fast.stats['masked_blocks'] > 0
+    # L/R alternation: block cuts would move channels, so they are not used
+    lr = hcnet.get_model('hc_m10_i10_lr')
+    assert (to_symbol(lr, 224, **DEFAULTS).conv_madds(224)
+            == to_symbol(lr, 224, **dict(DEFAULTS, block_split=False)).conv_madds(224))
