@@ -4,6 +4,7 @@
     python scripts/export_model.py hc_m10_i10 --out export/               # published weights
     python scripts/export_model.py hc_m10_i10 --pretrained w.params --out export/
     python scripts/export_model.py --checkpoint runs/hc_m10_i10/best.ckpt --out export/
+    python scripts/export_model.py hc_m5_i10 --fast --out export/      # faster inference graph
 
 Writes, in OUT (STEM defaults to the model name):
 
@@ -164,7 +165,8 @@ def reshape_codes_converter():
             registry['Reshape'] = before
 
 
-def export_onnx(symbol_file, params_file, onnx_file, input_shape, dynamic_batch=True):
+def export_onnx(symbol_file, params_file, onnx_file, input_shape, dynamic_batch=True,
+                patch=None):
     """``mx.onnx.export_model`` (with the Reshape fallback), tidied to opset 13 and checked."""
     import mxnet as mx
     import onnx
@@ -197,6 +199,8 @@ def export_onnx(symbol_file, params_file, onnx_file, input_shape, dynamic_batch=
     keep = [i for i in model.graph.input if i.name not in inits]
     del model.graph.input[:]
     model.graph.input.extend(keep)
+    if patch is not None:
+        patch(model)
     onnx.checker.check_model(model)
     tmp = onnx_file + '.%d.tmp' % os.getpid()
     try:
@@ -284,8 +288,13 @@ def _max_rel(a, b):
 
 
 def export(net, name, out_dir, input_size=224, batch=2, tolerance=1e-4, onnx_export=True,
-           stem=None, info=None, seed=0):
-    """Export ``net`` into ``out_dir`` and check the files; return the STEM.json dict."""
+           stem=None, info=None, seed=0, fast=False):
+    """Export ``net`` into ``out_dir`` and check the files; return the STEM.json dict.
+
+    ``fast``: export :mod:`hcnet.deploy`'s inference graph (BatchNorm folded, idle
+    channels left in place, channel counts padded for ONNX Runtime's blocked layout)
+    instead of the Gluon graph; it is built for this ``input_size``.
+    """
     import mxnet as mx
     from mxnet import gluon
     stem = stem or name
@@ -297,8 +306,15 @@ def export(net, name, out_dir, input_size=224, batch=2, tolerance=1e-4, onnx_exp
     ref = net(x).asnumpy()
     if not np.isfinite(ref).all():
         raise CheckError('the Gluon network outputs non-finite values')
-    net.export(prefix, epoch=0)
-    symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
+    patch = None
+    if fast:
+        from hcnet.deploy import ORT_OPTIONS, patch_onnx
+        from hcnet.deploy import export as deploy_export
+        symbol_file, params_file = deploy_export(net, prefix, input_size, **ORT_OPTIONS)
+        patch = patch_onnx
+    else:
+        net.export(prefix, epoch=0)
+        symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
 
     with warnings.catch_warnings():      # "Cannot decide type for ... data": it is float32
         warnings.simplefilter('ignore', UserWarning)
@@ -307,6 +323,7 @@ def export(net, name, out_dir, input_size=224, batch=2, tolerance=1e-4, onnx_exp
     report = {'model': name, 'classes': getattr(net, 'classes', None),
               'synset': getattr(net, 'synset', None),
               'input_shape': [None, 3, input_size, input_size], 'input_name': 'data',
+              'graph': 'hcnet.deploy (ORT_OPTIONS)' if fast else 'gluon',
               'layout': 'NCHW, RGB scaled to [0, 1], then (x - mean) / std',
               'files': {'symbol': os.path.basename(symbol_file),
                         'params': os.path.basename(params_file)},
@@ -323,7 +340,7 @@ def export(net, name, out_dir, input_size=224, batch=2, tolerance=1e-4, onnx_exp
         import onnx
         onnx_file = prefix + '.onnx'
         try:
-            model = export_onnx(symbol_file, params_file, onnx_file, shape)
+            model = export_onnx(symbol_file, params_file, onnx_file, shape, patch=patch)
         except (AttributeError, NotImplementedError) as err:
             raise CheckError('MXNet\'s ONNX exporter cannot translate %s: %s (symbol + params '
                              'were written; --no-onnx skips ONNX)' % (name, err))
@@ -370,6 +387,10 @@ def main(argv=None):
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='max |difference| / max(1, max |output|) allowed (default 1e-4)')
     parser.add_argument('--no-onnx', action='store_true', help='symbol + params only')
+    parser.add_argument('--fast', action='store_true',
+                        help='export the hcnet.deploy inference graph (folded BN, idle '
+                             'channels not moved, padded for ONNX Runtime), for this '
+                             'input size only')
     args = parser.parse_args(argv)
     if bool(args.name) == bool(args.checkpoint):
         parser.error('give a model NAME or --checkpoint, not both')
@@ -379,7 +400,7 @@ def main(argv=None):
         size = args.input_size or ((info.get('config') or {}).get('data') or {}).get(
             'input_size') or 224
         report = export(net, name, args.out, size, args.batch, args.tolerance,
-                        not args.no_onnx, args.stem, info)
+                        not args.no_onnx, args.stem, info, fast=args.fast)
     except ExportError as err:
         print('error: %s' % err, file=sys.stderr)
         return 2

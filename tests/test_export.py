@@ -242,3 +242,16 @@ def test_cli_failed_check_exits_1(tmp_path, capsys):
     code = export_model.main(['hc_m10_i5', '--pretrained', 'random', '--classes', '10',
                               '--input-size', '32', '--out', str(tmp_path), '--tolerance', '-1'])
     assert code == 1 and 'differ' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', ['hc_m10_i10', 'hc_effb0_m7_i9'])
+def test_fast_export_is_the_deploy_graph_and_matches(name, tmp_path):
+    net = _trained_like(hcnet.get_model(name, classes=10))
+    report = export_model.export(net, name, str(tmp_path), input_size=32, fast=True)
+    model = _check_files(str(tmp_path / name), lambda x: net(x).asnumpy())
+    ops = {n.op_type for n in model.graph.node}
+    assert 'BatchNormalization' not in ops                   # folded into the convolutions
+    if name == 'hc_effb0_m7_i9':                             # runs begin after reductions:
+        assert not ops & {'Slice', 'Split'}                  # the idle halves never move
+    assert report['graph'].startswith('hcnet.deploy')
+    assert report['checks']['onnx_max_rel_diff'] <= TOL
