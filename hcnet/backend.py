@@ -10,10 +10,14 @@ import numpy as np
 from mxnet import gluon
 
 import io
+import ipaddress
 import os
 import pickle
+import socket
+import warnings
 
-__all__ = ['LocalBackend', 'HorovodBackend', 'get_backend', 'under_horovod']
+__all__ = ['LocalBackend', 'HorovodBackend', 'get_backend', 'under_horovod',
+           'check_gloo_hostname']
 
 
 class LocalBackend:
@@ -66,6 +70,9 @@ class HorovodBackend(LocalBackend):
 
     def __init__(self):
         import horovod.mxnet as hvd
+        gloo_hostname_problem = check_gloo_hostname()
+        if gloo_hostname_problem:
+            warnings.warn(gloo_hostname_problem, RuntimeWarning)
         hvd.init()
         self.hvd = hvd
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
@@ -152,6 +159,33 @@ def _plain_layout_trainer(hvd):
             for (_, g), t in zip(grads, plain):
                 g[:] = t
     return PlainLayoutTrainer
+
+
+def check_gloo_hostname(environ=None):
+    """What is wrong, for a multi-host Gloo job, with this host's name; or None.
+
+    Horovod 0.28 binds the Gloo contexts that carry the collectives (those of its process
+    sets) to the address the host's name resolves to; ``--network-interfaces`` (Horovod's
+    ``HOROVOD_GLOO_IFACE``) is only used for the first rendezvous. A name that does not
+    resolve aborts the process ("Unable to find address for: <name>"); one that resolves to
+    a loopback address (Debian's ``127.0.1.1 <name>``) is handed to the other hosts, which
+    then connect to themselves ("Connection refused").
+    """
+    environ = os.environ if environ is None else environ
+    if ('HOROVOD_GLOO_RENDEZVOUS_ADDR' not in environ
+            or int(environ.get('HOROVOD_CROSS_SIZE', 1)) < 2):
+        return None     # not Gloo, or all ranks on one host
+    name = socket.gethostname()
+    fix = ("Horovod's Gloo binds its collectives to the address of the host name: make %r "
+           "resolve, on this host, to its address on the training network (/etc/hosts)" % name)
+    try:     # as Gloo does: the first address getaddrinfo gives
+        address = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError):
+        return 'host name %r does not resolve. %s' % (name, fix)
+    if ipaddress.ip_address(address.split('%')[0]).is_loopback:
+        return ('host name %r resolves to the loopback address %s, which the other hosts '
+                'cannot reach. %s' % (name, address, fix))
+    return None
 
 
 def under_horovod():

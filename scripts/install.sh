@@ -2,7 +2,7 @@
 # Install hcnet with its pinned dependencies, plus what its jobs and tests need.
 #   bash scripts/install.sh               # the package (+ Debian's Fashion-MNIST, as root)
 #   bash scripts/install.sh distributed   # ... and Horovod built against mxnet with Gloo
-#   bash scripts/install.sh test          # ... and pytest, onnx, Horovod, sshd for the tests
+#   bash scripts/install.sh test          # ... and pytest, onnx, Horovod, sshd, ip, unshare for the tests
 # Horovod has no wheel: it is compiled here (a few minutes on 2 cores) with the system
 # cmake (pip's cmake 4 breaks gloo's build). For GPU clusters see docker/.
 set -euo pipefail
@@ -17,6 +17,7 @@ fi
 if [ "$what" = test ]; then
     command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server openssh-client)
     command -v ip >/dev/null || apt_packages+=(iproute2)
+    command -v unshare >/dev/null || apt_packages+=(util-linux)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

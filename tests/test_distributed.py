@@ -1,9 +1,11 @@
 """Distributed training under horovodrun (Gloo, CPU): one engine, Horovod backend."""
 import glob
 import os
+import re
+import shlex
 import signal
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from hcnet.backend import check_gloo_hostname
 from hcnet.checkpoint import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +29,8 @@ SMALL = ['data.dataset=synthetic', 'data.input_size=32', 'model.classes=10',
 
 
 def horovodrun(np_, args, **kwargs):
-    cmd = [HOROVODRUN, '-np', str(np_), '-H', 'localhost:%d' % np_, '--gloo', sys.executable,
-           TRAIN, '--config', 'hc_m10_i10_dist.yaml'] + args
+    cmd = [HOROVODRUN, '-np', str(np_), '-H', 'localhost:%d' % np_, '--disable-cache', '--gloo',
+           sys.executable, TRAIN, '--config', 'hc_m10_i10_dist.yaml'] + args
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kwargs)
 
 
@@ -93,15 +96,17 @@ def _worker_pids(marker, rank):
 
 def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
     out = str(tmp_path / 'run')
-    cmd = [HOROVODRUN, '-np', '2', '-H', 'localhost:2', '--gloo', sys.executable, TRAIN,
-           '--config', 'hc_m10_i10_dist.yaml'] + SMALL + [
+    cmd = [HOROVODRUN, '-np', '2', '-H', 'localhost:2', '--disable-cache', '--gloo', sys.executable,
+           TRAIN, '--config', 'hc_m10_i10_dist.yaml'] + SMALL + [
         'data.synthetic_samples=256', 'train.batch_size=16', 'train.epochs=50',
         'output_dir=%s' % out]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = os.path.join(out, 'metrics.jsonl')
+    # rank 0 appends to metrics.jsonl before it writes the epoch's checkpoint: wait for both
+    metrics, last = os.path.join(out, 'metrics.jsonl'), os.path.join(out, 'last.ckpt')
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if os.path.isfile(metrics) and open(metrics).read().count('\n') >= 1:
+        if (os.path.isfile(metrics) and open(metrics).read().count('\n') >= 1
+                and os.path.isfile(last)):
             break
         time.sleep(0.1)
     assert proc.poll() is None, 'job ended before a worker could be killed'
@@ -118,7 +123,7 @@ def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
     assert time.time() - tic < 60
     for pid in _worker_pids(out, 0):           # no orphaned rank 0 left behind
         pytest.fail('rank-0 worker %d survived' % pid)
-    ckpt = load_checkpoint(os.path.join(out, 'last.ckpt'))   # intact
+    ckpt = load_checkpoint(last)   # intact
     done = ckpt['meta']['epoch'] + 1
     resumed = subprocess.run([sys.executable, TRAIN, '--config', 'hc_m10_i10_dist.yaml'] + SMALL
                              + ['data.synthetic_samples=256', 'train.batch_size=16',
@@ -128,99 +133,210 @@ def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
     assert load_checkpoint(os.path.join(out, 'last.ckpt'))['meta']['epoch'] == done
 
 
+def test_multi_host_gloo_warns_about_a_host_name_other_hosts_cannot_reach(monkeypatch):
+    env = {'HOROVOD_GLOO_RENDEZVOUS_ADDR': '10.213.0.1', 'HOROVOD_CROSS_SIZE': '2'}
+
+    def resolve_to(address):
+        monkeypatch.setattr(socket, 'getaddrinfo',
+                            lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, '',
+                                              (address, 0))])
+    resolve_to('127.0.1.1')                   # Debian's /etc/hosts entry for the machine
+    assert 'loopback address 127.0.1.1' in check_gloo_hostname(env)
+    assert check_gloo_hostname(dict(env, HOROVOD_CROSS_SIZE='1')) is None    # one host
+    assert check_gloo_hostname({}) is None                                    # not Gloo
+    resolve_to('10.213.0.2')
+    assert check_gloo_hostname(env) is None
+
+    def unknown(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')
+    monkeypatch.setattr(socket, 'getaddrinfo', unknown)
+    assert 'does not resolve' in check_gloo_hostname(env)
+
+
 # ----------------------------------------------------------------------------- two hosts
+# Two "hosts" on this machine: a network namespace each (joined by a veth pair), each with
+# its own hostname (UTS namespace), /etc/hosts and sshd; horovodrun is started on host A.
+#
+# Horovod 0.28's Gloo takes the address of a rank from two places: HOROVOD_GLOO_IFACE
+# (= --network-interfaces) for its first rendezvous, but for the process-set contexts that
+# carry every collective it binds to whatever the machine's hostname resolves to
+# (GlooContext::InitializeForProcessSet creates its device without the interface). Each
+# host's hostname must therefore resolve, on that host, to its own address on the shared
+# network: a name that does not resolve aborts the rank ("Unable to find address for:
+# <hostname>"), one that resolves to a loopback address makes the other rank connect to
+# itself ("connect [127.0.0.1]:...: Connection refused"). The fixture checks exactly this
+# before training starts.
+SSH_PORT = 2222
+HOST_IPS = ('10.213.0.1', '10.213.0.2')    # private to the two namespaces
+_AS_HOST = ('import os, socket, sys; socket.sethostname(sys.argv[1]); '
+            'os.execvp(sys.argv[2], sys.argv[2:])')
+
+
+def _sshd():
+    path = os.environ.get('PATH', '') + ':/usr/sbin:/usr/local/sbin:/sbin'
+    return shutil.which('sshd', path=path)
+
+
 def _netns_unavailable():
+    """Why two namespace hosts cannot be made here, or None."""
     if os.geteuid() != 0:
         return 'needs root to create network namespaces'
-    if not shutil.which('ip'):
-        return 'needs iproute2 (ip netns)'
-    if not os.path.exists('/usr/sbin/sshd') or not shutil.which('ssh'):
-        return 'needs openssh-server and openssh-client'
-    probe = 'hcnetprobe%d' % os.getpid()
-    if subprocess.run(['ip', 'netns', 'add', probe], capture_output=True).returncode != 0:
-        return 'ip netns add is not permitted here'
-    subprocess.run(['ip', 'netns', 'del', probe], capture_output=True)
+    missing = [tool for tool in ('ip', 'unshare', 'ssh', 'ssh-keygen') if not shutil.which(tool)]
+    if not _sshd():
+        missing.append('sshd')
+    if missing:
+        return 'needs %s (iproute2, util-linux, openssh-client, openssh-server)' % (
+            ', '.join(missing))
+    probe = 'hcnet-probe-%d' % os.getpid()
+    proc = subprocess.run(['ip', 'netns', 'add', probe], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return '`ip netns add` is not permitted here (%s)' % proc.stderr.strip()
+    try:
+        proc = subprocess.run(['ip', 'netns', 'exec', probe, 'unshare', '--uts', 'true'],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return '`ip netns exec ... unshare --uts` is not permitted here (%s)' % (
+                proc.stderr.strip())
+    finally:
+        subprocess.run(['ip', 'netns', 'del', probe], capture_output=True)
     return None
 
 
-def _sh(*cmd, ns=None):
-    full = (['ip', 'netns', 'exec', ns] if ns else []) + list(cmd)
-    proc = subprocess.run(full, capture_output=True, text=True)
-    assert proc.returncode == 0, '%s: %s' % (' '.join(full), proc.stderr)
+def _on_host(host, *cmd):
+    """``cmd`` as run on ``host``: in its network namespace, under its own hostname."""
+    return ['ip', 'netns', 'exec', host, 'unshare', '--uts', sys.executable, '-c', _AS_HOST,
+            host] + list(cmd)
+
+
+def _sh(*cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, '%s: %s' % (' '.join(cmd), proc.stderr)
     return proc.stdout
 
 
+def _host_names(tag):
+    return ['hcnet-%s-a' % tag, 'hcnet-%s-b' % tag]
+
+
+def _remove_hosts(tag):
+    """Delete the hosts of pytest process ``tag``: every process in them, namespaces, files."""
+    for ns in _host_names(tag):
+        pids = subprocess.run(['ip', 'netns', 'pids', ns], capture_output=True,
+                              text=True).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(['ip', 'netns', 'del', ns], capture_output=True)
+        shutil.rmtree('/etc/netns/%s' % ns, ignore_errors=True)
+
+
+def _remove_stale_hosts():
+    """Hosts left behind by killed test runs (their pytest process is gone)."""
+    names = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout.split()
+    names += os.listdir('/etc/netns') if os.path.isdir('/etc/netns') else []
+    for tag in {int(m.group(1)) for m in map(re.compile(r'hcnet-(\d+)-[ab]$').match, names) if m}:
+        try:
+            os.kill(tag, 0)
+        except ProcessLookupError:
+            _remove_hosts(tag)
+
+
 @pytest.fixture
-def two_hosts(tmp_path):
-    """Two network namespaces joined by a veth pair, each running sshd (key login)."""
+def two_hosts(tmp_path, capsys):
+    """Two hosts in network namespaces joined by a veth pair, each running sshd (key login).
+
+    Yields ``([host_a, host_b], ssh key, [ip_a, ip_b])``; the network interface is ``hvd0``
+    on both.
+    """
     reason = _netns_unavailable()
     if reason:
-        print('multi-host test skipped: %s' % reason)
+        with capsys.disabled():
+            print('\nmulti-host test skipped: %s' % reason)
         pytest.skip(reason)
-    tag = str(os.getpid())[-5:]
-    hosts = {'hosta%s' % tag: '10.213.%d.1' % (os.getpid() % 250),
-             'hostb%s' % tag: '10.213.%d.2' % (os.getpid() % 250)}
-    names = list(hosts)
+    _remove_stale_hosts()
+    tag = os.getpid()
+    _remove_hosts(tag)
+    names = _host_names(tag)
     key = str(tmp_path / 'id_ed25519')
     _sh('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key)
     _sh('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(tmp_path / 'host_key'))
     shutil.copy(key + '.pub', str(tmp_path / 'authorized_keys'))
-    os.makedirs('/run/sshd', exist_ok=True)
-    pids = []
+    os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
     try:
         for ns in names:
             _sh('ip', 'netns', 'add', ns)
-        _sh('ip', 'link', 'add', 'hv%sa' % tag, 'type', 'veth', 'peer', 'name', 'hv%sb' % tag)
-        for ns, end in zip(names, ('a', 'b')):
-            _sh('ip', 'link', 'set', 'hv%s%s' % (tag, end), 'netns', ns)
-            _sh('ip', 'link', 'set', 'hv%s%s' % (tag, end), 'name', 'hvd0', ns=ns)
-            _sh('ip', 'addr', 'add', hosts[ns] + '/24', 'dev', 'hvd0', ns=ns)
-            _sh('ip', 'link', 'set', 'hvd0', 'up', ns=ns)
-            _sh('ip', 'link', 'set', 'lo', 'up', ns=ns)
-            os.makedirs('/etc/netns/%s' % ns, exist_ok=True)
-            with open('/etc/netns/%s/hosts' % ns, 'w') as f:
-                # the machine's own name resolves, inside each host, to that host's address
-                f.write('127.0.0.1 localhost\n%s %s\n' % (hosts[ns], socket.gethostname())
-                        + ''.join('%s %s\n' % (ip, h) for h, ip in hosts.items()))
+        # the veth ends are created inside the namespaces: no name is taken in the host's
+        _sh('ip', 'link', 'add', 'hvd0', 'netns', names[0], 'type', 'veth',
+            'peer', 'name', 'hvd0', 'netns', names[1])
+        for ns, ip in zip(names, HOST_IPS):
+            _sh('ip', '-n', ns, 'addr', 'add', ip + '/24', 'dev', 'hvd0')
+            _sh('ip', '-n', ns, 'link', 'set', 'hvd0', 'up')
+            _sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+            # `ip netns exec` bind-mounts these over /etc: the host's own name resolves to its
+            # address; ssh keeps the throw-away host keys out of ~/.ssh/known_hosts
+            etc = '/etc/netns/%s' % ns
+            os.makedirs(etc + '/ssh', exist_ok=True)
+            with open(etc + '/hosts', 'w') as f:
+                f.write('127.0.0.1 localhost\n'
+                        + ''.join('%s %s\n' % (i, n) for n, i in zip(names, HOST_IPS)))
+            with open(etc + '/ssh/ssh_config', 'w') as f:
+                f.write('Host *\n  UserKnownHostsFile /dev/null\n  GlobalKnownHostsFile /dev/null\n'
+                        '  StrictHostKeyChecking no\n  LogLevel ERROR\n  BatchMode yes\n'
+                        '  ConnectTimeout 10\n')
             conf = tmp_path / ('sshd_%s.conf' % ns)
-            conf.write_text('Port 2222\nListenAddress %s\nHostKey %s\nAuthorizedKeysFile %s\n'
-                            'PermitRootLogin yes\nPasswordAuthentication no\nStrictModes no\n'
-                            'UsePAM no\nPidFile %s\n' % (hosts[ns], tmp_path / 'host_key',
-                                                         tmp_path / 'authorized_keys',
-                                                         tmp_path / ('%s.pid' % ns)))
-            _sh('/usr/sbin/sshd', '-f', str(conf), '-E', str(tmp_path / ('%s.log' % ns)), ns=ns)
-            for _ in range(50):
-                if (tmp_path / ('%s.pid' % ns)).exists():
-                    pids.append(int((tmp_path / ('%s.pid' % ns)).read_text()))
+            pid_file = tmp_path / ('sshd_%s.pid' % ns)
+            conf.write_text(
+                'Port %d\nListenAddress %s\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n'
+                'PermitRootLogin prohibit-password\nPasswordAuthentication no\n'
+                'KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nUseDNS no\n'
+                'PrintMotd no\n' % (SSH_PORT, ip, tmp_path / 'host_key',
+                                    tmp_path / 'authorized_keys', pid_file))
+            log = tmp_path / ('sshd_%s.log' % ns)
+            _sh(*_on_host(ns, _sshd(), '-f', str(conf), '-E', str(log)))
+            deadline = time.time() + 20       # the pid file is written once sshd listens
+            while not pid_file.exists():
+                assert time.time() < deadline, 'sshd on %s did not start: %s' % (
+                    ns, log.read_text() if log.exists() else '(no log)')
+                time.sleep(0.05)
+        # key login from host A to both hosts, and what Gloo needs: on each host, its
+        # hostname resolves to its own address
+        check = 'import socket; n = socket.gethostname(); print(n, socket.gethostbyname(n))'
+        for ns, ip in zip(names, HOST_IPS):
+            cmd = _on_host(names[0], 'ssh', '-p', str(SSH_PORT), '-i', key, ns,
+                           '%s -c %s' % (sys.executable, shlex.quote(check)))
+            for _ in range(10):
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+                if proc.returncode == 0:
                     break
-                time.sleep(0.1)
-        yield names, key
+                time.sleep(0.5)
+            assert proc.returncode == 0, 'ssh %s failed: %s\nsshd log: %s' % (
+                ns, proc.stderr, (tmp_path / ('sshd_%s.log' % ns)).read_text())
+            assert proc.stdout.split() == [ns, ip], proc.stdout
+        yield names, key, list(HOST_IPS)
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for ns in names:
-            subprocess.run(['ip', 'netns', 'del', ns], capture_output=True)
-            shutil.rmtree('/etc/netns/%s' % ns, ignore_errors=True)
+        _remove_hosts(tag)
 
 
-@pytest.mark.skipif(
-    not os.environ.get('HCNET_MULTIHOST_TEST'),
-    reason='opt-in (HCNET_MULTIHOST_TEST=1): across two network namespaces this run passed '
-           'only some of the time here (Gloo receive timeouts), so it is kept out of CI until '
-           'that is understood')
 def test_training_across_two_hosts(two_hosts, tmp_path):
-    (host_a, host_b), key = two_hosts
+    """horovodrun on host A, one rank per host, ssh to B; Gloo over the veth pair."""
+    (host_a, host_b), key, ips = two_hosts
     out = str(tmp_path / 'run')
-    cmd = ['ip', 'netns', 'exec', host_a, HOROVODRUN, '-np', '2', '-H',
-           '%s:1,%s:1' % (host_a, host_b), '--network-interfaces', 'hvd0', '--ssh-port', '2222',
-           '--ssh-identity-file', key, '--gloo', sys.executable, TRAIN, '--config',
-           'hc_m10_i10_dist.yaml'] + SMALL + ['data.synthetic_samples=128', 'train.batch_size=16',
-                                              'train.epochs=1', 'output_dir=%s' % out]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    cmd = _on_host(host_a, HOROVODRUN, '-np', '2', '-H', '%s:1,%s:1' % (host_a, host_b),
+                   '--network-interfaces', 'hvd0', '--ssh-port', str(SSH_PORT),
+                   '--ssh-identity-file', key, '--disable-cache', '--gloo', sys.executable,
+                   TRAIN, '--config', 'hc_m10_i10_dist.yaml') + SMALL + [
+        'data.synthetic_samples=128', 'train.batch_size=16', 'train.epochs=1',
+        'output_dir=%s' % out]
+    env = dict(os.environ, HOROVOD_LOG_LEVEL='debug')     # logs the address of every Gloo context
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     assert '2 process(es)' in text and text.count('final: epoch 1') == 1
+    assert 'Gloo binds its collectives' not in text        # check_gloo_hostname was content
+    # rank 0 on host A, rank 1 on host B, every Gloo context bound to the veth addresses
+    bound = set(re.findall(
+        r'rendezvous started for rank=\d+, size=\d+, dev=\{[^}]*addr=\[([^\]]+)\]', text))
+    assert bound == set(ips), bound
     assert load_checkpoint(os.path.join(out, 'last.ckpt'))['meta']['epoch'] == 0
