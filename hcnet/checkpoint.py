@@ -39,6 +39,10 @@ def _net_arrays(net):
 
 def save_checkpoint(path, net, trainer=None, meta=None):
     """Write ``net`` (+ ``trainer`` state and ``meta``) to ``path`` atomically."""
+    # Let pending operations finish: on CPU, BatchNorm's backward pass updates the running
+    # statistics behind the engine's back (they are declared as its inputs), so reading
+    # them right after a training step could see the previous values.
+    mx.nd.waitall()
     states = None
     if trainer is not None:
         with tempfile.TemporaryDirectory() as tmpdir:

@@ -109,7 +109,12 @@ SCHEMA = {
     'train.amp': (False, bool, None, 'float16 via AMP with dynamic loss scaling '
                                      '(false: the GluonCV way, net.cast + multi_precision)'),
     'train.gpus': ([], list, None, 'GPU ids, one process drives all of them; [] = CPU'),
-    'train.seed': (0, int, _nonneg, 'seed for initialisation, data order and augmentation'),
+    'train.seed': (0, int, _nonneg,
+                   'seed for initialisation, data order and augmentation; all generators are '
+                   'reseeded from (seed, epoch) every epoch, and CPU validation runs on a copy '
+                   'of the weights (oneDNN inference reorders weights in place, which made '
+                   'training irreproducible), so a CPU run is bit-reproducible and a resumed '
+                   'run ends with the parameters of an uninterrupted one'),
     'train.log_interval': (50, int, _pos, 'steps between log lines (the bar updates every step)'),
     'train.steps_per_epoch': (None, (int, type(None)), None,
                               'cap on steps per epoch (null: the whole dataset); for time budgets and smoke runs'),

@@ -32,11 +32,14 @@ log = logging.getLogger('hcnet')
 # --------------------------------------------------------------------------------------
 # model
 
-def build_model(cfg, ctx):
-    """Build ``model.name`` (hcnet zoo or GluonCV zoo) on ``ctx``, parameters materialised."""
+def build_model(cfg, ctx, pretrained=True):
+    """Build ``model.name`` (hcnet zoo or GluonCV zoo) on ``ctx``, parameters materialised.
+
+    ``pretrained=False`` ignores ``model.pretrained`` (random initial weights).
+    """
     name = cfg['model.name']
     kwargs = dict(cfg['model.kwargs'], classes=cfg['model.classes'])
-    pretrained = cfg['model.pretrained']
+    pretrained = cfg['model.pretrained'] if pretrained else None
     if is_model(name):
         net = hc_get_model(name, pretrained=pretrained or False, ctx=ctx[0], **kwargs)
     else:
@@ -49,9 +52,28 @@ def build_model(cfg, ctx):
             net.initialize(mx.init.MSRAPrelu(factor_type='in', slope=0.0), ctx=ctx[0])
     net.collect_params().reset_ctx(ctx)
     size = cfg['data.input_size']
-    with autograd.pause():  # materialise deferred shapes
-        net(mx.nd.zeros((1, 3, size, size), ctx=ctx[0]))
+    materialise(net, mx.nd.zeros((1, 3, size, size), ctx=ctx[0]))
     return net
+
+
+def materialise(net, x):
+    """Give deferred parameters their shapes and initial values, without running ``net``.
+
+    Shapes come from symbolic shape inference, not from a forward pass: an inference-mode
+    forward on CPU makes MXNet's oneDNN convolution and dense operators convert the weight
+    arrays themselves to blocked layouts, asynchronously and in place
+    (``MKLDNNDataReorderAsync``), and training on such arrays is not reproducible on the
+    threaded engine (see :class:`_EvalTwin`). The initial values are the same as a forward
+    pass would draw (parameters are initialised in registration order either way).
+    """
+    if isinstance(net, gluon.HybridBlock):
+        net.infer_shape(x)
+        for p in net.collect_params().values():
+            if p._deferred_init:
+                p._finish_deferred_init()  # what Gluon's own forward does after inferring shapes
+    else:
+        with autograd.pause():
+            net(x)
 
 
 def check_model_name(cfg):
@@ -196,6 +218,39 @@ def evaluate(net, val, ctx, backend=None, dtype='float32'):
     return 100 * counts[0] / images, 100 * counts[1] / images, int(counts[2])
 
 
+class _EvalTwin:
+    """A second instance of the trained network that validation runs on (CPU).
+
+    In inference mode, MXNet's oneDNN convolution and dense operators convert their weight
+    arrays to oneDNN blocked layouts in place, through an operation pushed from inside the
+    running operator (``NDArray::MKLDNNDataReorderAsync``); the next training-mode pass
+    pushes the conversion back (``Reorder2DefaultAsync``). Training on arrays an inference
+    pass has touched is not reproducible on the threaded engine: two runs with the same seed
+    agree until the first validation and then diverge (and a resumed run, whose arrays are
+    plain, cannot follow an uninterrupted one). With ``MXNET_ENGINE_TYPE=NaiveEngine`` the
+    divergence disappears, and the parameters are those of a run that never validates --
+    which is what validating on this twin gives, on the threaded engine.
+
+    Before each validation the twin receives a copy of every parameter (BatchNorm running
+    statistics included); the training arrays are only read.
+    """
+
+    def __init__(self, cfg, ctx, net, dtype):
+        self.net = build_model(cfg, ctx, pretrained=False)  # the weights are copied in
+        if dtype == 'float16':
+            self.net.cast('float16')
+        self.net.hybridize(static_alloc=True, static_shape=True)
+        mine = self.net._collect_params_with_prefix()
+        self._pairs = [(p, mine[name]) for name, p in net._collect_params_with_prefix().items()]
+
+    def sync(self):
+        """Copy the training parameters into the twin; returns the twin network."""
+        for src, dst in self._pairs:
+            for c in src.list_ctx():
+                src.data(c).copyto(dst.data(c))
+        return self.net
+
+
 # --------------------------------------------------------------------------------------
 # training
 
@@ -325,6 +380,9 @@ def train(cfg, backend=None):
     metrics_path = os.path.join(output_dir, 'metrics.jsonl')
     in_dtype = 'float16' if cfg['train.dtype'] == 'float16' and not cfg['train.amp'] else 'float32'
     result = {}
+    # On CPU, validation runs on a copy of the parameters (see _EvalTwin). Building it draws
+    # random numbers; every epoch below reseeds all generators first.
+    eval_twin = _EvalTwin(cfg, ctx, net, in_dtype) if ctx[0].device_type == 'cpu' else None
 
     for epoch in range(start_epoch, epochs):
         _seed_all(seed * 100003 + epoch * 1009 + backend.rank)
@@ -370,7 +428,12 @@ def train(cfg, backend=None):
         train_time = time.time() - tic
         train_loss = float(backend.allreduce_sum(np.array([loss_sum, loss_n]))[0]
                            / max(1, backend.allreduce_sum(np.array([loss_n]))[0]))
-        top1, top5, n_val = evaluate(net, data.val, ctx, backend, in_dtype)
+        # Let the last step finish first: BatchNorm's backward pass updates the running
+        # statistics, which it declares to the engine as inputs only, so an engine-ordered
+        # read of them could still see the previous values.
+        mx.nd.waitall()
+        eval_net = eval_twin.sync() if eval_twin is not None else net
+        top1, top5, n_val = evaluate(eval_net, data.val, ctx, backend, in_dtype)
         speed = seen * backend.size / max(train_time, 1e-9)
         result = {'epoch': epoch + 1, 'train_loss': round(train_loss, 6),
                   'val_top1': round(top1, 4), 'val_top5': round(top5, 4), 'val_images': n_val,
