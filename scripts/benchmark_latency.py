@@ -7,19 +7,20 @@
     python scripts/benchmark_latency.py --models hc_m5_i10 --threads 1 --runs 3 --warmup 1 \\
         --input-size 64 --backends mxnet,mxnet-fast,onnxruntime --md t.md --json t.json
 
-Every (model, backend, thread count) is measured in a fresh subprocess whose
+Every (backend, thread count) is measured in a fresh subprocess whose
 environment fixes the thread count before any library is imported:
 ``OMP_NUM_THREADS = MKL_NUM_THREADS = OPENBLAS_NUM_THREADS = T`` and
 ``MXNET_CPU_WORKER_NTHREADS=1`` (one engine worker; intra-op parallelism is
 oneDNN's OpenMP), and for ONNX Runtime ``intra_op_num_threads = T``,
 ``inter_op_num_threads = 1``, sequential execution, all graph optimisations.
-Each measurement runs ``--warmup`` untimed and ``--runs`` timed forward passes
-of one (1, 3, S, S) image and reports the median with p10/p90 and the
-interquartile range. ``--rounds R`` repeats the whole list R times, interleaved
-(so slow drift of the machine hits every model alike), and pools the samples;
-ratios are medians of per-round ratios. ``--quiet-wait S`` waits (up to S seconds)
-before each measurement until no other process is runnable, and every measurement
-records the load average and that busy fraction.
+The subprocess builds every model, runs ``--warmup`` untimed forward passes of
+each, then ``--runs`` timed passes of one (1, 3, S, S) image *interleaved* (one
+pass of each model in turn), so a change in the machine's speed -- this is a
+shared virtual machine -- hits every model alike; it reports the median with
+p10/p90 and the interquartile range. ``--rounds R`` repeats everything R times in
+new subprocesses and pools the samples; ratios are medians of per-round ratios.
+``--quiet-wait S`` waits (up to S seconds) before each measurement until no other
+process is runnable, and every measurement records the load average and that busy fraction.
 
 Backends:
 
@@ -157,12 +158,10 @@ def _export_onnx(net, name, size, tmp, fast):
     return onnx_file
 
 
-def worker(spec):
-    """Measure one (model, backend, threads); return a JSON-able dict."""
+def _runner(name, backend, size, threads, fast_options):
+    """(run, get outputs, reference outputs, info) for one model on one backend."""
     import numpy as np
     import mxnet as mx
-    name, backend, threads = spec['model'], spec['backend'], spec['threads']
-    size, runs, warmup = spec['input_size'], spec['runs'], spec['warmup']
     net = _build(name, size)
     x_np = _image(1, size, seed=1)
     x = mx.nd.array(x_np)
@@ -174,11 +173,12 @@ def worker(spec):
             runner.hybridize(static_alloc=True, static_shape=True)
         else:
             from hcnet.deploy import optimize
-            runner = optimize(net, size, **spec.get('fast_options', {}))
+            runner = optimize(net, size, **fast_options)
             info['deploy'] = {'options': runner.deploy_graph.options,
                               'fused': runner.fused,
                               'ops': runner.deploy_graph.op_counts(),
-                              'stats': runner.deploy_graph.stats}
+                              'stats': runner.deploy_graph.stats,
+                              'emitted_madds_m': runner.deploy_graph.conv_madds(size) / 1e6}
 
         def run():
             out = runner(x)
@@ -206,19 +206,40 @@ def worker(spec):
     else:
         raise ValueError('unknown backend %r' % backend)
     out = get(run())
-    diff = float(np.abs(out - ref).max() / max(1.0, float(np.abs(ref).max())))
-    for _ in range(warmup):
-        run()
-    times = []
+    info['max_rel_diff'] = float(np.abs(out - ref).max() / max(1.0, float(np.abs(ref).max())))
+    return run, info
+
+
+def worker(spec):
+    """Measure the models of ``spec['models']`` on one backend and thread count.
+
+    The models' forward passes are interleaved (one of each, in turn, ``runs``
+    times), so that a change of the machine's speed during the measurement hits
+    every model alike and their ratios stay fair. Returns a JSON-able dict per model.
+    """
+    import mxnet as mx
+    names = spec.get('models') or [spec['model']]
+    runners = {}
+    for name in names:
+        runners[name] = _runner(name, spec['backend'], spec['input_size'], spec['threads'],
+                                spec.get('fast_options', {}))
+    for run, _ in runners.values():
+        for _ in range(spec['warmup']):
+            run()
+    times = {name: [] for name in names}
     load_before = _loadavg()
-    for _ in range(runs):
-        tic = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - tic) * 1e3)
+    for _ in range(spec['runs']):
+        for name in names:
+            run = runners[name][0]
+            tic = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - tic) * 1e3)
     seen = {k: os.environ.get(k) for k in _THREAD_VARS}
-    return dict(spec, times_ms=times, max_rel_diff=diff, load_before=load_before,
-                load_after=_loadavg(), mxnet=mx.__version__, worker_env=seen,
-                worker_threads=_num_threads(), **info)
+    common = dict(load_before=load_before, load_after=_loadavg(), mxnet=mx.__version__,
+                  worker_env=seen, worker_threads=_num_threads())
+    base = {k: v for k, v in spec.items() if k != 'models'}
+    return [dict(base, model=name, times_ms=times[name], **runners[name][1], **common)
+            for name in names]
 
 
 def busy_fraction(duration=2.0, step=0.1):
@@ -283,13 +304,14 @@ def measure(spec, timeout=3600):
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker',
                            json.dumps(spec)], env=env, capture_output=True, text=True,
                           timeout=timeout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('[')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError('measurement %s failed (exit %d):\n%s' % (
             json.dumps(spec), proc.returncode, proc.stderr[-4000:]))
-    result = json.loads(lines[-1])
-    result['env'] = {k: env[k] for k in _THREAD_VARS}
-    return result
+    results = json.loads(lines[-1])
+    for result in results:
+        result['env'] = {k: env[k] for k in _THREAD_VARS}
+    return results
 
 
 def summarize(times):
@@ -553,9 +575,10 @@ def main(argv=None):
         print('error: --mxnet-fast-options must be a JSON object', file=sys.stderr)
         return 2
     models = describe(names, args.input_size)
-    specs = [dict(model=n, backend=b, threads=t, input_size=args.input_size, runs=args.runs,
-                  warmup=args.warmup, fast_options=fast_options)
-             for t in threads_list for b in backends for n in names]
+    # one subprocess per (backend, threads, round), its models interleaved
+    specs = [dict(models=names, backend=b, threads=t, input_size=args.input_size,
+                  runs=args.runs, warmup=args.warmup, fast_options=fast_options)
+             for t in threads_list for b in backends]
     from tqdm import tqdm
     load_before = _loadavg()
     started = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
@@ -563,17 +586,19 @@ def main(argv=None):
     bar = tqdm(total=len(specs) * args.rounds, unit='measurement', desc='latency')
     for rnd in range(args.rounds):
         for spec in specs:
-            bar.set_postfix_str('%s %s %dT' % (spec['model'], spec['backend'], spec['threads']))
+            bar.set_postfix_str('%s %dT, %d models' % (spec['backend'], spec['threads'],
+                                                       len(names)))
             busy, waited = (wait_quiet(args.quiet_wait) if args.quiet_wait > 0
                             else (busy_fraction(0.5), 0.0))
-            r = measure(dict(spec, round=rnd))
-            r.update(busy_before=busy, waited_s=round(waited, 1))
-            key = (spec['model'], spec['backend'], spec['threads'])
-            entry = pooled.setdefault(key, {'times_ms': [], 'rounds': [], 'max_rel_diff': 0.0})
-            entry['times_ms'] += r['times_ms']
-            entry['max_rel_diff'] = max(entry['max_rel_diff'], r['max_rel_diff'])
-            entry['rounds'].append({k: v for k, v in r.items() if k != 'times_ms'}
-                                   | {'median': summarize(r['times_ms'])['median']})
+            for r in measure(dict(spec, round=rnd)):
+                r.update(busy_before=busy, waited_s=round(waited, 1))
+                key = (r['model'], r['backend'], r['threads'])
+                entry = pooled.setdefault(key, {'times_ms': [], 'rounds': [],
+                                                'max_rel_diff': 0.0})
+                entry['times_ms'] += r['times_ms']
+                entry['max_rel_diff'] = max(entry['max_rel_diff'], r['max_rel_diff'])
+                entry['rounds'].append({k: v for k, v in r.items() if k != 'times_ms'}
+                                       | {'median': summarize(r['times_ms'])['median']})
             bar.update()
     bar.close()
     load_after = _loadavg()

@@ -33,7 +33,7 @@ def _run(args, tmp_path):
 def test_end_to_end_small_case(tmp_path):
     pytest.importorskip('onnxruntime')
     md, js, png = tmp_path / 'out' / 't.md', tmp_path / 't.json', tmp_path / 't.png'
-    proc = _run(['--models', 'hc_m5_i10', '--threads', '1', '--runs', '3', '--warmup', '1',
+    proc = _run(['--models', 'hc_m5_i10,hc_m15_i0', '--threads', '1', '--runs', '3', '--warmup', '1',
                  '--input-size', '64', '--backends',
                  'mxnet,mxnet-fast,onnxruntime,onnxruntime-fast',
                  '--md', str(md), '--json', str(js), '--png', str(png)], tmp_path)
@@ -42,7 +42,7 @@ def test_end_to_end_small_case(tmp_path):
     text = md.read_text()
     assert text in proc.stdout
     assert '| Config | model | MAdds (M) | Params (M) | #MBBlock | #IdleBlock |' in text
-    row = [ln for ln in text.splitlines() if '`hc_m5_i10`' in ln]
+    row = [ln for ln in text.splitlines() if ln.startswith('| Maximum | `hc_m5_i10`')]
     assert len(row) == 1 and row[0].startswith('| Maximum |')
     assert '| 5 | 10 |' in row[0]
     # JSON: every measurement, every sample, thread settings as the worker saw them
@@ -50,6 +50,10 @@ def test_end_to_end_small_case(tmp_path):
     assert doc['models']['hc_m5_i10']['num_mb'] == 5
     assert doc['models']['hc_m5_i10']['depth'] == 15
     assert {r['backend'] for r in doc['results']} == set(bench.BACKENDS)
+    # both models measured in each backend's one (interleaving) subprocess
+    assert sorted((r['model'], r['backend']) for r in doc['results']) == sorted(
+        (m, b) for m in ('hc_m5_i10', 'hc_m15_i0') for b in bench.BACKENDS)
+    assert any(r['what'].startswith('MobileNetV3 Maximum') for r in doc['ratios'])
     for r in doc['results']:
         assert r['threads'] == 1 and len(r['times_ms']) == 3
         assert all(t > 0 for t in r['times_ms'])
