@@ -12,8 +12,8 @@ environment fixes the thread count before any library is imported:
 ``OMP_NUM_THREADS = MKL_NUM_THREADS = OPENBLAS_NUM_THREADS = T`` and
 ``MXNET_CPU_WORKER_NTHREADS=1`` (one engine worker; intra-op parallelism is
 oneDNN's OpenMP), and for ONNX Runtime ``intra_op_num_threads = T``,
-``inter_op_num_threads = 1``, sequential execution, all graph optimisations.
-The subprocess builds every model, runs ``--warmup`` untimed forward passes of
+``inter_op_num_threads = 1``, sequential execution, all graph optimisations,
+no spinning of idle threads. The subprocess builds every model, runs ``--warmup`` untimed forward passes of
 each, then ``--runs`` timed passes of one (1, 3, S, S) image *interleaved* (one
 pass of each model in turn), so a change in the machine's speed -- this is a
 shared virtual machine -- hits every model alike; it reports the median with
@@ -93,7 +93,15 @@ def target_ratio(target, madds_ratio):
 
 # ----------------------------------------------------------------------------- worker
 def _calibrate_bn(net, size, seed=0, batch=4):
-    """Set every BatchNorm's running statistics to those of a random batch."""
+    """Set every BatchNorm's running statistics to those of a random batch.
+
+    Then, as in a trained network, residual branches add little: the last BatchNorm
+    of every residual MBBlock has its gamma and beta scaled by 1/4. (With unit-variance
+    branches the activations of a deep random network grow with every residual add --
+    logits in the thousands for 25 blocks -- and float rounding differences between
+    runtimes grow with them, to 10% of the output.)
+    """
+    import numpy as np
     import mxnet as mx
     from mxnet import autograd
     from mxnet.gluon import nn
@@ -113,6 +121,25 @@ def _calibrate_bn(net, size, seed=0, batch=4):
         net(x)
     for bn, m in zip(bns, saved):
         bn._kwargs['momentum'] = m
+    from hcnet.nn.blocks import MBBlock
+
+    def residual_blocks(block):
+        if isinstance(block, MBBlock) and block.use_residual:
+            yield block
+        for child in block._children.values():
+            yield from residual_blocks(child)
+    for blk in residual_blocks(net):
+        last = []
+        walk_bn = [blk.body]
+        while walk_bn:
+            b = walk_bn.pop(0)
+            if isinstance(b, nn.BatchNorm):
+                last = [b]
+            walk_bn[:0] = list(b._children.values())
+        for bn in last:
+            for key, p in bn.params.items():
+                if key.endswith(('gamma', 'beta')):
+                    p.set_data(p.data() * 0.25)
 
 
 def _image(batch, size, seed):
@@ -195,6 +222,9 @@ def _runner(name, backend, size, threads, fast_options):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # every model has its own session and thread pool here: idle pools must not spin
+        # (with 2 threads, spinning pools of the other models doubled the latencies)
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
         feed = {session.get_inputs()[0].name: x_np}
         info['onnxruntime'] = ort.__version__
@@ -382,8 +412,9 @@ def ratios(results, backends, threads_list, models=None):
 
 def render_markdown(meta, models, results, backends, threads_list, target_rows):
     lines = ['# Batch-1 CPU inference latency', '',
-             '%s; input 1x3x%dx%d; %d warm-up + %d timed runs x %d round(s) per measurement, '
-             'each in a fresh subprocess; median (p10-p90) in ms.' % (
+             '%s; input 1x3x%dx%d; %d warm-up + %d timed runs x %d round(s); per round one '
+             'fresh subprocess per backend and thread count, its models interleaved run by '
+             'run; median (p10-p90) in ms.' % (
                  meta['cpu'], meta['input_size'], meta['input_size'], meta['warmup'],
                  meta['runs'], meta['rounds']),
              'Load average before: %s, after: %s. MAdds / Params: the paper\'s counting '
