@@ -521,6 +521,9 @@ def _atomic(path, write):
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=d)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)           # mkstemp's 0600 is not meant for results
     try:
         write(tmp)
         os.replace(tmp, path)
