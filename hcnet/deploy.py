@@ -507,7 +507,7 @@ class _Emitter:
         return _T(sym, x.pos, x.phys, split)
 
     def _cut(self, seg, k, masked_ok, block_ok=True):
-        """Cut segment ``seg`` after logical channel ``k``: (mode, first, seconds).
+        """Cut segment ``seg`` after logical channel ``k``: (first, seconds).
 
         ``first`` holds the active channels, ``seconds`` is a list of idle segments.
         """
@@ -519,15 +519,15 @@ class _Emitter:
             # rows as unsplit; the kb - k idle channels in the first part are
             # carried through the (masked) active branch by its residual
             head, tail = seg.split(0, kb), seg.split(kb, c)
-            return 'masked', head.view(0, k), [head.view(k, kb), tail]
+            return head.view(0, k), [head.view(k, kb), tail]
         if seg.split is not None:
             whole = _roundup(c, self.align)
             halves = _roundup(k, self.align) + _roundup(c - k, self.align)
             if halves <= self.o['split_ratio'] * whole:
-                return 'split', seg.split(0, k), [seg.split(k, c)]
+                return seg.split(0, k), [seg.split(k, c)]  # two convolutions
         if masked_ok:
-            return 'masked', seg.view(0, k), [seg.view(k, c)]
-        return 'slice', self._phys_slice(seg, 0, k), [self._phys_slice(seg, k, c)]
+            return seg.view(0, k), [seg.view(k, c)]      # masked: both read in place
+        return self._phys_slice(seg, 0, k), [self._phys_slice(seg, k, c)]
 
     def idleblock(self, blk, x):
         self.stats['idle_blocks'] += 1
@@ -546,7 +546,7 @@ class _Emitter:
                 idle.append(seg)
             else:
                 masked_ok = lo == 0 and blk.active.use_residual
-                _, first, seconds = self._cut(seg, a - lo, masked_ok,
+                first, seconds = self._cut(seg, a - lo, masked_ok,
                                               block_ok=id(blk) not in self.mixed_runs)
                 active.append(first)
                 idle.extend(seconds)

@@ -620,6 +620,18 @@ def _set_class_attrs(net, entry):
         net.classes_long = list(long_names)
 
 
+def init_or_load(net, name, pretrained=False, ctx=None, root=None, pretrained_classifier=True):
+    """The zoo's last step for a built ``net``: record its zoo ``name``, then load
+    ``pretrained`` weights (see :func:`load_pretrained`) or initialise it (He, fan-in)."""
+    net.name_in_zoo = name
+    if pretrained:
+        load_pretrained(net, name, pretrained, ctx=ctx or mx.cpu(), root=root,
+                        pretrained_classifier=pretrained_classifier)
+    else:
+        net.initialize(mx.init.MSRAPrelu(factor_type='in', slope=0.0), ctx=ctx)
+    return net
+
+
 def load_pretrained(net, name, pretrained, ctx=mx.cpu(), root=None, pretrained_classifier=True):
     """Load weights into the uninitialised ``net`` built for the zoo name ``name``.
 

@@ -112,11 +112,6 @@ def hc_net(base, *, policy='none', budget=None, insert='I', count=1, at='adjacen
     blocks = resolve(base, pat, idle_side=idle_side, drop_connect=drop_connect)
     net = HCNet(base, blocks, pattern=pat, classes=classes, alpha=alpha, dropout=dropout,
                 norm_layer=norm_layer, norm_kwargs=norm_kwargs, **kwargs)
-    net.name_in_zoo = name
-    if pretrained:
-        from .model_store import load_pretrained
-        load_pretrained(net, name, pretrained, ctx=ctx, root=root,
+    from .model_store import init_or_load
+    return init_or_load(net, name, pretrained, ctx=ctx, root=root,
                         pretrained_classifier=pretrained_classifier)
-    else:
-        net.initialize(mx.init.MSRAPrelu(factor_type='in', slope=0.0), ctx=ctx)
-    return net

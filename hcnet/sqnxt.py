@@ -182,11 +182,6 @@ def squeezenext(version='23', width=1.0, classes=1000, pretrained=False, ctx=mx.
                     'sqnxt%s_w%g' % (version, width))
     net = SqueezeNext(version, width, classes=classes, dropout=dropout, norm_layer=norm_layer,
                       norm_kwargs=norm_kwargs, **kwargs)
-    net.name_in_zoo = name
-    if pretrained:
-        from .model_store import load_pretrained
-        load_pretrained(net, name, pretrained, ctx=ctx, root=root,
+    from .model_store import init_or_load
+    return init_or_load(net, name, pretrained, ctx=ctx, root=root,
                         pretrained_classifier=pretrained_classifier)
-    else:
-        net.initialize(mx.init.MSRAPrelu(factor_type='in', slope=0.0), ctx=ctx)
-    return net
