@@ -577,8 +577,14 @@ def main(argv=None):
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     if args.replot:
-        with open(args.replot) as f:
-            doc = json.load(f)
+        try:
+            with open(args.replot) as f:
+                doc = json.load(f)
+            doc['results'], doc['meta'], doc['models']      # noqa: B018  (a --json file?)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print('error: --replot %s: not a readable --json file of this script (%s)'
+                  % (args.replot, err), file=sys.stderr)
+            return 2
         results = {(r['model'], r['backend'], r['threads']): r for r in doc['results']}
         md = render_markdown(doc['meta'], doc['models'], results, doc['backends'],
                              doc['threads'], ratios(results, doc['backends'], doc['threads'],

@@ -75,6 +75,11 @@ def test_bad_arguments_exit_2(tmp_path):
     assert _run(['--models', 'hc_m5_i10', '--threads', '0'], tmp_path).returncode == 2
     assert _run(['--models', 'hc_m5_i10', '--mxnet-fast-options', '[1]'],
                 tmp_path).returncode == 2
+    (tmp_path / 'bad.json').write_text('{"meta": {}')
+    for path in ('missing.json', 'bad.json'):
+        proc = _run(['--replot', path], tmp_path)
+        assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+        assert path in proc.stderr
 
 
 def test_thread_env_sets_every_library_before_import():
