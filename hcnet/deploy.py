@@ -45,7 +45,13 @@ rounding (of the folded BatchNorms, and of summation order inside kernels):
 ``residual_split``
     How a producer with a residual add is split: ``'slice'`` slices its input's
     part for the add (one copy); ``'producer'`` splits the input's own producer
-    too, which then runs twice (whole, for the expansion, and in parts).
+    too, which then runs twice (whole, for the expansion, and in parts);
+    ``'concat'`` looks ahead: when the next block is an IdleBlock that will cut
+    this block's output, the input's producer is emitted in the two parts of
+    that cut once, the expansion reads their concatenation and the residual adds
+    take the parts (no slice, nothing computed twice; in ONNX Runtime a slice is
+    a ``Split`` its blocked layout lacks, which drags the following blocks'
+    adds out of it).
 ``align``
     Channel counts padded to multiples of ``align`` with never-read channels:
     every tensor carries a map from logical to physical channels, every consumer
@@ -101,7 +107,7 @@ DEFAULTS = dict(fold_bn=True, plain_concat=True, track_idle=True, split_producer
 #: The switches for ONNX Runtime (``scripts/benchmark_latency.py``'s onnxruntime-fast):
 #: ONNX Runtime fuses h-swish into its convolutions itself, and keeps the SE scaling
 #: in its blocked layout only as a same-shape product (``se_upsample``).
-ORT_OPTIONS = dict(DEFAULTS, se_upsample=True, hswish_conv=False)
+ORT_OPTIONS = dict(DEFAULTS, se_upsample=True, hswish_conv=False, residual_split='concat')
 
 #: The original formulation (every switch off): bit-identical to the Gluon network.
 ORIGINAL = dict(fold_bn=False, plain_concat=False, track_idle=False, split_producers=False,
@@ -238,6 +244,7 @@ class _Emitter:
         self.params = {}
         self.counter = {}
         self.mixed_runs = set()     # ids of IdleBlocks in runs that alternate sides
+        self.next_block = {}        # id(MBBlock / IdleBlock) -> the block after it
         self.stats = {'folded_bn': 0, 'unfolded_bn': 0, 'concat': 0, 'slice': 0,
                       'split_convs': 0, 'masked_blocks': 0, 'idle_blocks': 0,
                       'mb_blocks': 0, 'fallback': []}
@@ -488,10 +495,12 @@ class _Emitter:
         if not blk.use_residual:
             return self.sequential(blk.body, x)
         # the projection writes in the input's layout, so the residual add is plain
+        if self.o['residual_split'] == 'concat' and x.split is not None:
+            x = self._presplit(x, self._next_cut(blk, x.channels))
         out = self.sequential(blk.body, x, out_pos=x.pos, out_phys=x.phys)
         sym = mx.sym.elemwise_add(out.sym, x.sym, name=self._name(blk.prefix + 'add'))
         split = None
-        slice_input = self.o['residual_split'] == 'slice'
+        slice_input = self.o['residual_split'] in ('slice', 'concat')
         if out.split is not None and (x.split is not None or slice_input):
             proj, inp = out.split, x.split
 
@@ -499,12 +508,56 @@ class _Emitter:
                 if slice_input and pos is None:
                     # the expansion reads all of x anyway: slice the residual's part of
                     # it rather than computing x's producer a second time, in parts
-                    xs = self._phys_slice(x, lo, hi)
+                    # (unless x was emitted in exactly these parts: residual_split
+                    # 'concat')
+                    xs = getattr(x.split, 'parts', {}).get((lo, hi)) or \
+                        self._phys_slice(x, lo, hi)
                 else:
                     xs = inp(lo, hi, pos, phys)
                 ys = proj(lo, hi, xs.pos, xs.phys)
                 return _T(mx.sym.elemwise_add(ys.sym, xs.sym), xs.pos, xs.phys)
         return _T(sym, x.pos, x.phys, split)
+
+    def _next_cut(self, blk, c):
+        """Where the block after ``blk`` will cut ``blk``'s ``c``-channel output (the
+        first cut of :meth:`_cut`, by the same rules), or None if it will not."""
+        nxt = self.next_block.get(id(blk))
+        if not isinstance(nxt, IdleBlock) or not self.o['track_idle'] or nxt.shuffle:
+            return None
+        k = nxt.active_channels
+        if not 0 < k < c:
+            return None
+        kb = _roundup(k, self.align)
+        if (nxt.active.use_residual and id(nxt) not in self.mixed_runs
+                and self.o['block_split'] and kb != k and kb < c):
+            return kb
+        whole = _roundup(c, self.align)
+        if _roundup(k, self.align) + _roundup(c - k, self.align) <= \
+                self.o['split_ratio'] * whole:
+            return k
+        return None
+
+    def _presplit(self, x, q):
+        """``x`` re-emitted as the concatenation of its producer's parts [0, q) and
+        [q, c); its ``split`` hands those parts out as they are (``residual_split=
+        'concat'``). ``x`` itself when ``q`` is None."""
+        if q is None:
+            return x
+        c = x.channels
+        first, second = x.split(0, q), x.split(q, c)
+        sym = self._concat([first.sym, second.sym])
+        pos = np.concatenate([first.pos, second.pos + first.phys])
+        parts = {(0, q): first, (q, c): second}
+        producer = x.split
+
+        def split(lo, hi, pos=None, phys=None):
+            part = parts.get((lo, hi))
+            if part is not None and (pos is None or (
+                    np.array_equal(pos, part.pos) and phys == part.phys)):
+                return part
+            return producer(lo, hi, pos, phys)
+        split.parts = parts
+        return _T(sym, pos, first.phys + second.phys, split)
 
     def _cut(self, seg, k, masked_ok, block_ok=True):
         """Cut segment ``seg`` after logical channel ``k``: (first, seconds).
@@ -630,13 +683,8 @@ class _Emitter:
         return _T(out, np.arange(c), c)
 
 
-def _mixed_side_runs(net):
-    """ids of the IdleBlocks in runs of consecutive IdleBlocks with both sides.
-
-    A cut at a block boundary (``block_split``) suits a run whose active channels
-    stay the same; under L/R alternation the active half moves, and the halves
-    must be separate segments.
-    """
+def _block_order(net):
+    """MBBlocks, IdleBlocks and leaf layers of ``net`` in execution order."""
     order = []
 
     def walk(block):
@@ -646,6 +694,17 @@ def _mixed_side_runs(net):
         for child in block._children.values():
             walk(child)
     walk(net)
+    return order
+
+
+def _mixed_side_runs(net):
+    """ids of the IdleBlocks in runs of consecutive IdleBlocks with both sides.
+
+    A cut at a block boundary (``block_split``) suits a run whose active channels
+    stay the same; under L/R alternation the active half moves, and the halves
+    must be separate segments.
+    """
+    order = _block_order(net)
     mixed, run = set(), []
     for block in order + [None]:
         if isinstance(block, IdleBlock) and not block.shuffle:
@@ -669,11 +728,16 @@ def to_symbol(net, input_size=None, **options):
     if unknown:
         raise TypeError('unknown options %s' % ', '.join(sorted(unknown)))
     opts = dict(DEFAULTS, **options)
+    if opts['residual_split'] not in ('slice', 'producer', 'concat'):
+        raise ValueError("residual_split must be 'slice', 'producer' or 'concat', got %r"
+                         % (opts['residual_split'],))
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
     em = _Emitter(opts, root=getattr(net, 'prefix', ''),
                   input_size=tuple(input_size) if input_size else None)
     em.mixed_runs = _mixed_side_runs(net)
+    order = _block_order(net)
+    em.next_block = {id(a): b for a, b in zip(order, order[1:])}
     data = _T(mx.sym.var('data'), np.arange(3), 3)
     out = em._compact(em.block(net, data)).sym
     args = set(out.list_arguments())
