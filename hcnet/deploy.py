@@ -143,10 +143,14 @@ class DeployGraph:
                 counts[node['op']] = counts.get(node['op'], 0) + 1
         return counts
 
-    def conv_madds(self, input_size):
+    def conv_madds(self, input_size, pointwise=False):
         """Multiply-adds of the emitted convolutions and FC layers for one image,
         padding channels included: what the runtime computes, to set beside the
-        network's own count (the difference is the price of ``align``)."""
+        network's own count (the difference is the price of ``align``).
+
+        ``pointwise=True`` counts only the 1x1 convolutions on feature maps (not the
+        SE layers' on 1x1 gates, not depthwise ones, not FC layers): the work an
+        IdleBlock halves."""
         size = (input_size, input_size) if isinstance(input_size, int) else input_size
         data = (1, 3) + tuple(size)
         internals = self.symbol.get_internals()
@@ -159,8 +163,13 @@ class DeployGraph:
         for node in nodes:
             if node['op'] in ('Convolution', 'FullyConnected'):
                 weight = arg_shape[nodes[node['inputs'][1][0]]['name']]
-                total += (int(np.prod(out_shape[node['name'] + '_output']))
-                          * int(np.prod(weight[1:])))
+                out = out_shape[node['name'] + '_output']
+                if pointwise and not (
+                        node['op'] == 'Convolution' and tuple(weight[2:]) == (1, 1)
+                        and int(node['attrs'].get('num_group', 1)) == 1
+                        and int(np.prod(out[2:])) > 1):
+                    continue
+                total += int(np.prod(out)) * int(np.prod(weight[1:]))
         return total
 
 

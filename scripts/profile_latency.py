@@ -3,10 +3,13 @@
 
     python scripts/profile_latency.py --models hc_m15_i0,hc_m5_i10 --md breakdown.md
     python scripts/profile_latency.py --models hc_m5_i10 --backends onnxruntime --input-size 64
+    python scripts/profile_latency.py --models hc_m15_i0,hc_m5_i10,hc_m10_i10 \
+        --backends onnxruntime-fast --baseline hc_m15_i0    # + what 1x1 speed could give
 
-Each (model, backend) runs in a fresh subprocess with ``--threads`` threads (the
-environment of ``scripts/benchmark_latency.py``), builds the same seeded network,
-and profiles ``--runs`` forward passes after ``--warmup``:
+Each backend runs in a fresh subprocess with ``--threads`` threads (the environment
+of ``scripts/benchmark_latency.py``), builds the same seeded networks, and profiles
+``--runs`` forward passes of each after ``--warmup`` (ONNX Runtime: the models'
+runs interleaved, so that their tables can be compared):
 
 ``onnxruntime`` / ``onnxruntime-fast``
     ONNX Runtime's own profiler (``SessionOptions.enable_profiling``), one record
@@ -117,72 +120,109 @@ def mxnet_category(op):
 
 
 # ----------------------------------------------------------------------------- worker
-def worker(spec):
+def _ort_session(net, name, backend, size, threads, tmp):
+    import onnxruntime as ort
+    onnx_file = bench._export_onnx(net, name, size, tmp, fast=backend.endswith('fast'))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = os.path.join(tmp, name + '_optimized.onnx')
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(tmp, name + '_profile')
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    return session, options.optimized_model_filepath
+
+
+def _ort_table(session, optimized, kinds, warmup):
     import numpy as np
-    name, backend, size = spec['model'], spec['backend'], spec['input_size']
-    runs, warmup = spec['runs'], spec['warmup']
-    net = bench._build(name, size)
-    kinds = block_kinds(net)
-    x_np = bench._image(1, size, seed=1)
+    import onnx
     table = collections.Counter()
-    if backend.startswith('onnxruntime'):
-        import onnx
-        import onnxruntime as ort
-        tmp = tempfile.mkdtemp(prefix='hcnet_profile_')
-        onnx_file = bench._export_onnx(net, name, size, tmp, fast=backend.endswith('fast'))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = spec['threads']
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.optimized_model_filepath = os.path.join(tmp, 'optimized.onnx')
-        options.log_severity_level = 3
-        options.enable_profiling = True
-        options.profile_file_prefix = os.path.join(tmp, 'profile')
-        session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
-        feed = {session.get_inputs()[0].name: x_np}
-        for _ in range(warmup + runs):          # the warm-up runs' records are dropped
-            session.run(None, feed)
-        with open(session.end_profiling()) as f:
-            events = json.load(f)
-        nodes = {}
-        for node in onnx.load(options.optimized_model_filepath).graph.node:
-            nodes[node.name] = (node.op_type, {a.name: onnx.helper.get_attribute_value(a)
-                                               for a in node.attribute})
-        per_node = collections.defaultdict(list)
-        for e in events:
-            if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
-                per_node[e['name'][:-len('_kernel_time')]].append(e['dur'] / 1e3)
-        for node, times in per_node.items():
-            op_type, attrs = nodes.get(node, (node.split('_')[0], {}))
-            ms = float(np.median(times[warmup:] or times))
-            table[(kind_of(node, kinds), ort_category(op_type, attrs, node))] += ms
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    nodes = {}
+    for node in onnx.load(optimized).graph.node:
+        nodes[node.name] = (node.op_type, {a.name: onnx.helper.get_attribute_value(a)
+                                           for a in node.attribute})
+    per_node = collections.defaultdict(list)
+    for e in events:
+        if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
+            per_node[e['name'][:-len('_kernel_time')]].append(e['dur'] / 1e3)
+    for node, times in per_node.items():
+        op_type, attrs = nodes.get(node, (node.split('_')[0], {}))
+        ms = float(np.median(times[warmup:] or times))
+        table[(kind_of(node, kinds), ort_category(op_type, attrs, node))] += ms
+    return table
+
+
+def _mxnet_table(net, backend, size, x_np, runs, warmup):
+    import mxnet as mx
+    table = collections.Counter()
+    x = mx.nd.array(x_np)
+    if backend == 'mxnet':
+        runner = net
+        runner.hybridize(static_alloc=True, static_shape=True)
     else:
-        import mxnet as mx
-        x = mx.nd.array(x_np)
-        if backend == 'mxnet':
-            runner = net
-            runner.hybridize(static_alloc=True, static_shape=True)
-        else:
-            from hcnet.deploy import optimize
-            runner = optimize(net, size)
-        for _ in range(warmup):
-            runner(x).wait_to_read()
-        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                               filename=os.path.join(tempfile.mkdtemp(), 'profile.json'))
-        mx.profiler.set_state('run')
-        for _ in range(runs):
-            runner(x).wait_to_read()
-        mx.nd.waitall()
-        mx.profiler.set_state('stop')
-        stats = json.loads(mx.profiler.dumps(format='json', reset=True))
-        for op, s in stats['Time'].get('operator', {}).items():
-            if op in ('WaitForVar', 'DeleteVariable'):
-                continue
-            table[('all', mxnet_category(op))] += s['Total'] / runs
-    counts = collections.Counter(kinds.values())
-    return dict(spec, table=[[k, c, v] for (k, c), v in table.items()],
-                blocks=dict(counts))
+        from hcnet.deploy import optimize
+        runner = optimize(net, size)
+    for _ in range(warmup):
+        runner(x).wait_to_read()
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=os.path.join(tempfile.mkdtemp(), 'profile.json'))
+    mx.profiler.set_state('run')
+    for _ in range(runs):
+        runner(x).wait_to_read()
+    mx.nd.waitall()
+    mx.profiler.set_state('stop')
+    stats = json.loads(mx.profiler.dumps(format='json', reset=True))
+    for op, s in stats['Time'].get('operator', {}).items():
+        if op in ('WaitForVar', 'DeleteVariable'):
+            continue
+        table[('all', mxnet_category(op))] += s['Total'] / runs
+    return table
+
+
+def worker(spec):
+    """Profile the models of ``spec['models']`` on one backend: a result per model.
+
+    ONNX Runtime sessions profile themselves, so their runs are interleaved model
+    by model (as ``benchmark_latency.py`` does; a drift of the machine's speed then
+    hits every model alike); MXNet's profiler is global, so its models run in turn.
+    """
+    from hcnet.deploy import ORIGINAL, ORT_OPTIONS, to_symbol
+    names, backend, size = spec['models'], spec['backend'], spec['input_size']
+    runs, warmup = spec['runs'], spec['warmup']
+    x_np = bench._image(1, size, seed=1)
+    built = {name: bench._build(name, size) for name in names}
+    kinds = {name: block_kinds(net) for name, net in built.items()}
+    tables = {}
+    if backend.startswith('onnxruntime'):
+        tmp = tempfile.mkdtemp(prefix='hcnet_profile_')
+        sessions = {name: _ort_session(net, name, backend, size, spec['threads'], tmp)
+                    for name, net in built.items()}
+        feeds = {name: {s.get_inputs()[0].name: x_np} for name, (s, _) in sessions.items()}
+        for _ in range(warmup + runs):          # the warm-up runs' records are dropped
+            for name, (session, _) in sessions.items():
+                session.run(None, feeds[name])
+        for name, (session, optimized) in sessions.items():
+            tables[name] = _ort_table(session, optimized, kinds[name], warmup)
+    else:
+        for name, net in built.items():
+            tables[name] = _mxnet_table(net, backend, size, x_np, runs, warmup)
+    out = []
+    for name, net in built.items():
+        pointwise = to_symbol(net, size, **ORIGINAL).conv_madds(size, pointwise=True)
+        emitted = (to_symbol(net, size, **ORT_OPTIONS).conv_madds(size, pointwise=True)
+                   if backend == 'onnxruntime-fast' else pointwise)
+        base = {k: v for k, v in spec.items() if k != 'models'}
+        out.append(dict(base, model=name,
+                        table=[[k, c, v] for (k, c), v in tables[name].items()],
+                        blocks=dict(collections.Counter(kinds[name].values())),
+                        pointwise_madds=pointwise, emitted_pointwise_madds=emitted))
+    return out
 
 
 # ----------------------------------------------------------------------------- parent
@@ -192,14 +232,14 @@ def measure(spec):
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker',
                            json.dumps(spec)], env=env, capture_output=True, text=True,
                           timeout=3600)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('[')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError('profiling %s failed (exit %d):\n%s' % (
             json.dumps(spec), proc.returncode, proc.stderr[-4000:]))
     return json.loads(lines[-1])
 
 
-def render(results):
+def render(results, baseline=None):
     lines = ['# Where the time goes (batch 1, profiled; ms per forward pass)', '']
     for r in results:
         cells = collections.defaultdict(float)
@@ -230,7 +270,45 @@ def render(results):
         if per_block:
             lines += ['', 'Mean per block: ' + ', '.join(per_block) + '.']
         lines.append('')
+    if baseline:
+        lines += attainable(results, baseline)
     return '\n'.join(lines) + '\n'
+
+
+def _total(r, category=None):
+    return sum(ms for _, cat, ms in r['table'] if category in (None, cat))
+
+
+def attainable(results, baseline):
+    """What the 1x1 convolutions can still give, per model against ``baseline``.
+
+    An IdleBlock halves its 1x1 convolutions and keeps everything else at the
+    substituted block's width. ``1x1 at baseline rate`` replaces the model's profiled
+    1x1 time by the baseline's, scaled by their logical 1x1 MAdds: the ratio if its
+    1x1 convolutions ran at the baseline's time per MAdd with no padding, everything
+    else as profiled. It bounds what faster 1x1 kernels or less padding can buy.
+    """
+    base = {r['backend']: r for r in results if r['model'] == baseline}
+    rows = []
+    for r in results:
+        b = base.get(r['backend'])
+        if b is None or r['model'] == baseline or r['backend'].startswith('mxnet'):
+            continue
+        c_r, c_b = _total(r, 'conv 1x1'), _total(b, 'conv 1x1')
+        scale = r['pointwise_madds'] / b['pointwise_madds']
+        ideal = (_total(r) - c_r + c_b * scale) / _total(b)
+        rows.append('| `%s` / `%s` | %s | %.3f | %.3f (%.3f) | %.3f | %.3f |' % (
+            r['model'], baseline, r['backend'], _total(r) / _total(b), scale,
+            r['emitted_pointwise_madds'] / b['emitted_pointwise_madds'],
+            c_r / c_b if c_b else float('nan'), ideal))
+    if not rows:
+        return []
+    return ['## Attainable with the 1x1 convolutions alone', '',
+            'Profiled time ratio; logical (emitted, with padding) 1x1 MAdds ratio; profiled '
+            '1x1 time ratio; and the time ratio if the model\'s 1x1 convolutions ran at the '
+            "baseline's time per MAdd without padding, every other operator as profiled.", '',
+            '| models | backend | time ratio | 1x1 MAdds ratio | 1x1 time ratio | '
+            '1x1 at baseline rate |', '|---|---|---|---|---|---|'] + rows + ['']
 
 
 def main(argv=None):
@@ -247,6 +325,8 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--md', help='write the Markdown tables here')
     parser.add_argument('--json', help='write the raw tables here')
+    parser.add_argument('--baseline', help='one of --models: add the table of what the '
+                        "other models' 1x1 convolutions can still give against it")
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -262,14 +342,18 @@ def main(argv=None):
                              'unknown backends %s' % bad if bad else
                              'bad --threads / --runs / --warmup'), file=sys.stderr)
         return 2
+    if args.baseline and args.baseline not in names:
+        print('error: --baseline %s is not one of --models' % args.baseline, file=sys.stderr)
+        return 2
     from tqdm import tqdm
     results = []
-    for name in tqdm(names, desc='profile', unit='model'):
-        for backend in backends:
-            results.append(measure(dict(model=name, backend=backend, threads=args.threads,
-                                        input_size=args.input_size, runs=args.runs,
-                                        warmup=args.warmup)))
-    md = render(results)
+    for backend in tqdm(backends, desc='profile', unit='backend'):
+        results.extend(measure(dict(models=names, backend=backend, threads=args.threads,
+                                    input_size=args.input_size, runs=args.runs,
+                                    warmup=args.warmup)))
+    order = {name: i for i, name in enumerate(names)}
+    results.sort(key=lambda r: order[r['model']])            # tables model by model
+    md = render(results, args.baseline)
     print(md)
     if args.md:
         bench._write_text(args.md, md)

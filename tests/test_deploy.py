@@ -255,6 +255,11 @@ def test_emitted_madds_count_padding_and_nothing_else():
         assert logical < fast.conv_madds(224) < half_cut.conv_madds(224)
         assert fast.conv_madds(224) < 1.25 * logical
         assert fast.stats['masked_blocks'] > 0
+    # 1x1 work alone: Adjacent+1 (each substituted MBBlock -> two IdleBlocks of half
+    # the 1x1 work) has exactly the baseline's; its extra MAdds are depthwise and SE
+    pw = {n: to_symbol(hcnet.get_model(n), 224, **ORIGINAL).conv_madds(224, pointwise=True)
+          for n in ('hc_m15_i0', 'hc_m10_i10', 'hc_m5_i10')}
+    assert pw['hc_m10_i10'] == pw['hc_m15_i0'] > pw['hc_m5_i10'] > 0.7 * pw['hc_m15_i0']
     # L/R alternation: block cuts would move channels, so they are not used
     lr = hcnet.get_model('hc_m10_i10_lr')
     assert (to_symbol(lr, 224, **DEFAULTS).conv_madds(224)

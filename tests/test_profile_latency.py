@@ -77,3 +77,22 @@ def test_bad_arguments_exit_2(tmp_path):
     assert _run(['--models', 'no_such_net'], tmp_path).returncode == 2
     assert _run(['--backends', 'tvm'], tmp_path).returncode == 2
     assert _run(['--threads', '0'], tmp_path).returncode == 2
+    # --baseline must be one of the profiled models
+    assert _run(['--models', 'hc_m5_i10', '--baseline', 'hc_m15_i0'], tmp_path).returncode == 2
+
+
+def test_attainable_ratio_rescales_only_the_1x1_time():
+    """Model: 3.6 ms of 1x1 + 2.5 ms else at half the baseline's 1x1 MAdds; baseline:
+    4 ms of 1x1 + 2 ms else. At the baseline's rate its 1x1 would take 2 ms:
+    (2.5 + 2) / 6 = 0.75; the profiled ratio is 6.1 / 6."""
+    def result(model, conv, rest, madds, emitted, backend='onnxruntime-fast'):
+        return dict(model=model, backend=backend, pointwise_madds=madds,
+                    emitted_pointwise_madds=emitted,
+                    table=[['MBBlock', 'conv 1x1', conv], ['MBBlock', 'SE', rest]])
+    results = [result('base', 4.0, 2.0, 100, 110), result('idle', 3.6, 2.5, 50, 66),
+               result('idle', 3.6, 2.5, 50, 66, backend='mxnet')]
+    rows = prof.attainable(results, 'base')
+    table = [r for r in rows if r.startswith('| `idle`')]
+    assert table == ['| `idle` / `base` | onnxruntime-fast | 1.017 | 0.500 (0.600) | 0.900 | '
+                     '0.750 |']
+    assert prof.attainable(results, 'missing') == []
