@@ -58,7 +58,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from .complexity import BLOCK_RE, count
-from .nn import MBBlock, SEModule, conv_bn_act, get_act_layer
+from .nn import InvertedResidual, MBBlock, SEModule, conv_bn_act, get_act_layer
 
 __all__ = ['CondConv2D', 'CondConvIRB', 'IRNet', 'irnet', 'IRNET_TABLE1', 'IRNET_KINDS',
            'PaperLayer', 'PAPER_TABLE4', 'PAPER_TABLE4_TOTAL', 'PAPER_TABLE4_NOTES',
@@ -194,54 +194,29 @@ class CondConv2D(nn.HybridBlock):
         return self.num_experts * one_conv + routing
 
 
-def _condconv_bn_act(in_channels, channels, kernel_size=1, stride=1, groups=1, act_layer=None,
-                     num_experts=NUM_EXPERTS, norm_layer=nn.BatchNorm, norm_kwargs=None,
-                     prefix=None):
-    """CondConv2D (no bias) + ``norm_layer`` + optional activation (cf. ``conv_bn_act``)."""
-    seq = nn.HybridSequential(prefix=prefix)
-    with seq.name_scope():
-        seq.add(CondConv2D(channels, kernel_size, stride, groups=groups, in_channels=in_channels,
-                           num_experts=num_experts, prefix='condconv_'))
-        seq.add(norm_layer(in_channels=channels, **(norm_kwargs or {})))
-        if act_layer is not None:
-            seq.add(act_layer())
-    return seq
-
-
-class CondConvIRB(nn.HybridBlock):
+class CondConvIRB(InvertedResidual):
     """Inverted residual block with conditional convolutions (IR-Net block [C]).
 
     :class:`hcnet.nn.MBBlock`'s structure -- 1x1 expand + BN + act, kxk depthwise
     (stride) + BN + act, optional SE on the expanded width, 1x1 project + BN,
-    residual when ``stride == 1`` and the widths agree -- with every
-    convolution a :class:`CondConv2D` of ``num_experts`` experts (each with its
-    own routing). Children are named ``expand_``, ``dw_``, ``se_``, ``project_``
-    as in MBBlock.
+    residual when ``stride == 1`` and the widths agree -- built by the same code
+    (:class:`hcnet.nn.InvertedResidual`) with ``conv_layer`` a :class:`CondConv2D`
+    of ``num_experts`` experts (each convolution with its own routing, named
+    ``condconv_``). Children are named ``expand_``, ``dw_``, ``se_``, ``project_``
+    as in MBBlock. Not an MBBlock: :mod:`hcnet.deploy` emits it by its generic
+    fallback (its MBBlock rewrites are for :class:`mxnet.gluon.nn.Conv2D`).
+    ``act_layer`` defaults to ReLU; other keyword arguments as MBBlock's.
     """
 
     def __init__(self, in_channels, exp_channels, out_channels, kernel_size=3, stride=1,
                  se_channels=0, num_experts=NUM_EXPERTS, act_layer=None, se_layer=SEModule,
                  norm_layer=nn.BatchNorm, norm_kwargs=None, **kwargs):
-        super().__init__(**kwargs)
-        act_layer = act_layer or get_act_layer('relu')
-        self.use_residual = stride == 1 and in_channels == out_channels
-        common = dict(num_experts=num_experts, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
-        with self.name_scope():
-            self.body = nn.HybridSequential(prefix='')
-            if exp_channels != in_channels:
-                self.body.add(_condconv_bn_act(in_channels, exp_channels, 1, act_layer=act_layer,
-                                               prefix='expand_', **common))
-            self.body.add(_condconv_bn_act(exp_channels, exp_channels, kernel_size, stride,
-                                           groups=exp_channels, act_layer=act_layer,
-                                           prefix='dw_', **common))
-            if se_channels:
-                self.body.add(se_layer(exp_channels, se_channels, prefix='se_'))
-            self.body.add(_condconv_bn_act(exp_channels, out_channels, 1, prefix='project_',
-                                           **common))
-
-    def hybrid_forward(self, F, x):
-        out = self.body(x)
-        return out + x if self.use_residual else out
+        super().__init__(in_channels, exp_channels, out_channels, kernel_size, stride,
+                         se_channels=se_channels, act_layer=act_layer or get_act_layer('relu'),
+                         se_layer=se_layer, norm_layer=norm_layer, norm_kwargs=norm_kwargs,
+                         conv_layer=partial(CondConv2D, num_experts=num_experts,
+                                            prefix='condconv_'),
+                         **kwargs)
 
 
 # --------------------------------------------------------------------------------------

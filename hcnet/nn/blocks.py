@@ -3,6 +3,8 @@
 * :class:`SEModule`      squeeze-and-excitation (MobileNetV3: ReLU + hard-sigmoid,
                          EfficientNet: swish + sigmoid; passed in as layer types).
 * :class:`MBBlock`       inverted residual (MobileNetV2/V3, EfficientNet's MBConv).
+* :class:`InvertedResidual` its layers and forward pass, shared with blocks that are
+                         no MBBlock (IR-Net's :class:`hcnet.irnet.CondConvIRB`).
 * :class:`IdleBlock`     Xu et al. 2019, section 2.4: half the channels idle.
 * :class:`InvertedShuffleBlock` (ISB) IdleBlock followed by a channel shuffle.
 
@@ -10,14 +12,15 @@ IdleBlock also has a documented variant for stride-2 / width-changing positions
 (the paper's M=1 rows need one but do not define it): see its docstring.
 
 Every block takes its layer types explicitly (``act_layer``, ``se_layer``,
-``norm_layer`` + ``norm_kwargs``); nothing is read from module globals.
+``norm_layer`` + ``norm_kwargs``, and for the inverted residual ``conv_layer``);
+nothing is read from module globals.
 Every BatchNorm is built as ``norm_layer(in_channels=C, **norm_kwargs)``.
 """
 from mxnet.gluon import nn
 
 from .activations import HardSigmoid
 
-__all__ = ['SEModule', 'MBBlock', 'IdleBlock', 'InvertedShuffleBlock',
+__all__ = ['SEModule', 'MBBlock', 'InvertedResidual', 'IdleBlock', 'InvertedShuffleBlock',
            'channel_shuffle', 'concat_channels', 'conv_bn_act', 'IDLE_SIDES']
 
 #: Sides of an IdleBlock (see :class:`IdleBlock` for which is which).
@@ -29,12 +32,17 @@ def _relu():
 
 
 def conv_bn_act(in_channels, channels, kernel_size=1, stride=1, groups=1, act_layer=None,
-                norm_layer=nn.BatchNorm, norm_kwargs=None, prefix=None):
-    """Conv2D (no bias) + ``norm_layer`` + optional activation, as a HybridSequential."""
+                norm_layer=nn.BatchNorm, norm_kwargs=None, prefix=None, conv_layer=nn.Conv2D):
+    """Convolution (no bias) + ``norm_layer`` + optional activation, as a HybridSequential.
+
+    The convolution is ``conv_layer(channels, kernel_size, strides=stride,
+    padding=kernel_size // 2, groups=groups, use_bias=False, in_channels=in_channels)``
+    (:class:`mxnet.gluon.nn.Conv2D`'s signature; the default).
+    """
     seq = nn.HybridSequential(prefix=prefix)
     with seq.name_scope():
-        seq.add(nn.Conv2D(channels, kernel_size, strides=stride, padding=kernel_size // 2,
-                          groups=groups, use_bias=False, in_channels=in_channels))
+        seq.add(conv_layer(channels, kernel_size, strides=stride, padding=kernel_size // 2,
+                           groups=groups, use_bias=False, in_channels=in_channels))
         seq.add(norm_layer(in_channels=channels, **(norm_kwargs or {})))
         if act_layer is not None:
             seq.add(act_layer())
@@ -95,7 +103,52 @@ class SEModule(nn.HybridBlock):
         return F.broadcast_mul(x, w)
 
 
-class MBBlock(nn.HybridBlock):
+class InvertedResidual(nn.HybridBlock):
+    """The inverted residual's layers and forward pass (see :class:`MBBlock`).
+
+    :class:`MBBlock` is this block; other blocks of the same structure subclass
+    this class rather than MBBlock (:class:`hcnet.irnet.CondConvIRB`, whose
+    convolutions are CondConvs), because ``isinstance(block, MBBlock)`` promises
+    more than the structure: :mod:`hcnet.deploy` rewrites an MBBlock's
+    convolutions as :class:`mxnet.gluon.nn.Conv2D` layers (folded BatchNorms,
+    channel layouts, split producers). A block that is no MBBlock is emitted by
+    deploy's generic fallback, as a whole. Parameters as :class:`MBBlock`.
+
+    Attributes: ``in_channels``, ``out_channels``, ``use_residual``, ``body``
+    (the layers up to the residual add), ``drop`` (drop-connect or None).
+    """
+
+    def __init__(self, in_channels, exp_channels, out_channels, kernel_size=3, stride=1,
+                 se_channels=0, act_layer=_relu, se_layer=SEModule, drop_connect=0.0,
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, conv_layer=nn.Conv2D, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.use_residual = stride == 1 and in_channels == out_channels
+        common = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs, conv_layer=conv_layer)
+        with self.name_scope():
+            self.body = nn.HybridSequential(prefix='')
+            if exp_channels != in_channels:
+                self.body.add(conv_bn_act(in_channels, exp_channels, 1, act_layer=act_layer,
+                                          prefix='expand_', **common))
+            self.body.add(conv_bn_act(exp_channels, exp_channels, kernel_size, stride,
+                                      groups=exp_channels, act_layer=act_layer,
+                                      prefix='dw_', **common))
+            if se_channels:
+                self.body.add(se_layer(exp_channels, se_channels, prefix='se_'))
+            self.body.add(conv_bn_act(exp_channels, out_channels, 1, prefix='project_', **common))
+            self.drop = (nn.Dropout(drop_connect, axes=(1, 2, 3))
+                         if self.use_residual and drop_connect > 0 else None)
+
+    def hybrid_forward(self, F, x):
+        out = self.body(x)
+        if self.use_residual:
+            if self.drop is not None:
+                out = self.drop(out)
+            out = out + x
+        return out
+
+
+class MBBlock(InvertedResidual):
     """Inverted residual block (MBBlock).
 
     1x1 expand + BN + act (omitted when ``exp_channels == in_channels``),
@@ -103,6 +156,7 @@ class MBBlock(nn.HybridBlock):
     1x1 project + BN (linear), and a residual add when ``stride == 1`` and
     ``in_channels == out_channels``. ``drop_connect`` > 0 drops the residual
     branch per example during training (stochastic depth, as EfficientNet).
+    Children are named ``expand_``, ``dw_``, ``se_``, ``project_``.
 
     Parameters
     ----------
@@ -120,35 +174,16 @@ class MBBlock(nn.HybridBlock):
         Drop probability of the residual branch (only used with a residual).
     norm_layer, norm_kwargs
         Normalisation layer type and its keyword arguments.
+    conv_layer : callable
+        Convolution layer type of the expand, depthwise and project stages
+        (default :class:`mxnet.gluon.nn.Conv2D`), called as
+        ``conv_layer(channels, kernel_size, strides=, padding=, groups=,
+        use_bias=False, in_channels=)`` (see :func:`conv_bn_act`); e.g.
+        ``functools.partial(nn.Conv2D, weight_initializer=...)``. :mod:`hcnet.deploy`
+        expects MBBlocks of :class:`mxnet.gluon.nn.Conv2D` layers (subclasses
+        included); for other convolution types subclass :class:`InvertedResidual`
+        instead, as :class:`hcnet.irnet.CondConvIRB` does.
     """
-
-    def __init__(self, in_channels, exp_channels, out_channels, kernel_size=3, stride=1,
-                 se_channels=0, act_layer=_relu, se_layer=SEModule, drop_connect=0.0,
-                 norm_layer=nn.BatchNorm, norm_kwargs=None, **kwargs):
-        super().__init__(**kwargs)
-        self.use_residual = stride == 1 and in_channels == out_channels
-        norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
-        with self.name_scope():
-            self.body = nn.HybridSequential(prefix='')
-            if exp_channels != in_channels:
-                self.body.add(conv_bn_act(in_channels, exp_channels, 1, act_layer=act_layer,
-                                          prefix='expand_', **norm))
-            self.body.add(conv_bn_act(exp_channels, exp_channels, kernel_size, stride,
-                                      groups=exp_channels, act_layer=act_layer,
-                                      prefix='dw_', **norm))
-            if se_channels:
-                self.body.add(se_layer(exp_channels, se_channels, prefix='se_'))
-            self.body.add(conv_bn_act(exp_channels, out_channels, 1, prefix='project_', **norm))
-            self.drop = (nn.Dropout(drop_connect, axes=(1, 2, 3))
-                         if self.use_residual and drop_connect > 0 else None)
-
-    def hybrid_forward(self, F, x):
-        out = self.body(x)
-        if self.use_residual:
-            if self.drop is not None:
-                out = self.drop(out)
-            out = out + x
-        return out
 
 
 class IdleBlock(nn.HybridBlock):
