@@ -51,8 +51,11 @@ def _bench():
 bench = _bench()
 
 BACKENDS = ('onnxruntime', 'onnxruntime-fast', 'mxnet', 'mxnet-fast')
-CATEGORIES = ('conv 1x1', 'conv depthwise', 'conv other', 'SE', 'split/concat/layout',
-              'residual add', 'classifier', 'other')
+CATEGORIES = ('conv 1x1', 'conv depthwise', 'conv other', 'SE', 'activation (unfused)',
+              'split/concat/layout', 'residual add', 'classifier', 'other')
+# element-wise activations ONNX Runtime runs as nodes of their own (swish: QuickGelu)
+_ACT_OPS = {'QuickGelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Relu', 'Clip', 'Mul',
+            'Tanh', 'LeakyRelu'}
 KINDS = ('stem', 'MBBlock', 'IdleBlock', 'InvertedShuffleBlock', 'head', 'reorder (unnamed)')
 _LAYOUT_OPS = {'Split', 'Slice', 'Concat', 'Reshape', 'Transpose', 'ReorderInput',
                'ReorderOutput', 'Identity', 'Gather',
@@ -93,6 +96,8 @@ def ort_category(op_type, attrs, name):
         return 'conv 1x1' if list(attrs.get('kernel_shape', [1, 1])) == [1, 1] else 'conv other'
     if op_type in _LAYOUT_OPS:
         return 'split/concat/layout'
+    if op_type in _ACT_OPS:
+        return 'activation (unfused)'
     if op_type in ('Add', 'Sum'):
         return 'residual add'
     if op_type in ('Gemm', 'MatMul', 'Flatten'):

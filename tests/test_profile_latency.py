@@ -45,6 +45,9 @@ def test_node_names_map_to_blocks_and_categories():
     assert prof.ort_category('Conv', {'group': 1, 'kernel_shape': [1, 1]}, 'x') == 'conv 1x1'
     assert prof.ort_category('Conv', {'group': 1}, 'stage3_block1_se_reduce') == 'SE'
     assert prof.ort_category('Split', {}, 'x') == 'split/concat/layout'
+    assert prof.ort_category('QuickGelu', {}, 'stage2_block1_expand_swish0__mul0') == \
+        'activation (unfused)'
+    assert prof.ort_category('Mul', {}, 'stage2_block1_se_scale') == 'SE'
     assert prof.mxnet_category('slice_axis') == 'split/concat/layout'
     assert prof.mxnet_category('_sg_mkldnn_conv') == 'conv (all)'
 
