@@ -506,8 +506,9 @@ class _Emitter:
         if not blk.use_residual:
             return self.sequential(blk.body, x)
         # the projection writes in the input's layout, so the residual add is plain
+        parts = {}      # x's producer emitted in parts (residual_split 'concat')
         if self.o['residual_split'] == 'concat' and x.split is not None:
-            x = self._presplit(x, self._next_cut(blk, x.channels))
+            x, parts = self._presplit(x, self._next_cut(blk, x.channels))
         out = self.sequential(blk.body, x, out_pos=x.pos, out_phys=x.phys)
         sym = mx.sym.elemwise_add(out.sym, x.sym, name=self._name(blk.prefix + 'add'))
         split = None
@@ -519,41 +520,49 @@ class _Emitter:
                 if slice_input and pos is None:
                     # the expansion reads all of x anyway: slice the residual's part of
                     # it rather than computing x's producer a second time, in parts
-                    # (unless x was emitted in exactly these parts: residual_split
-                    # 'concat')
-                    xs = getattr(x.split, 'parts', {}).get((lo, hi)) or \
-                        self._phys_slice(x, lo, hi)
+                    # (unless x was emitted in exactly these parts)
+                    xs = parts.get((lo, hi)) or self._phys_slice(x, lo, hi)
                 else:
                     xs = inp(lo, hi, pos, phys)
                 ys = proj(lo, hi, xs.pos, xs.phys)
                 return _T(mx.sym.elemwise_add(ys.sym, xs.sym), xs.pos, xs.phys)
         return _T(sym, x.pos, x.phys, split)
 
+    def _cut_point(self, c, k, splittable, masked_ok, block_ok):
+        """How a ``c``-channel segment is cut after logical channel ``k``:
+        ``('block', kb)`` -- its producer split at the block boundary ``kb`` after
+        channel ``k`` (``block_split``), ``('split', k)`` -- split at ``k``, or
+        ``(None, k)`` -- not split (masked or sliced)."""
+        kb = _roundup(k, self.align)
+        if (splittable and masked_ok and block_ok and self.o['block_split']
+                and kb != k and kb < c):
+            return 'block', kb
+        if splittable:
+            whole = _roundup(c, self.align)
+            if _roundup(k, self.align) + _roundup(c - k, self.align) <= \
+                    self.o['split_ratio'] * whole:
+                return 'split', k
+        return None, k
+
     def _next_cut(self, blk, c):
-        """Where the block after ``blk`` will cut ``blk``'s ``c``-channel output (the
-        first cut of :meth:`_cut`, by the same rules), or None if it will not."""
+        """Where the block after ``blk`` will split its producer, ``blk``'s ``c``-channel
+        output (:meth:`_cut`'s rule), or None if it will not."""
         nxt = self.next_block.get(id(blk))
         if not isinstance(nxt, IdleBlock) or not self.o['track_idle'] or nxt.shuffle:
             return None
         k = nxt.active_channels
         if not 0 < k < c:
             return None
-        kb = _roundup(k, self.align)
-        if (nxt.active.use_residual and id(nxt) not in self.mixed_runs
-                and self.o['block_split'] and kb != k and kb < c):
-            return kb
-        whole = _roundup(c, self.align)
-        if _roundup(k, self.align) + _roundup(c - k, self.align) <= \
-                self.o['split_ratio'] * whole:
-            return k
-        return None
+        how, q = self._cut_point(c, k, True, nxt.active.use_residual,
+                                 id(nxt) not in self.mixed_runs)
+        return q if how else None
 
     def _presplit(self, x, q):
-        """``x`` re-emitted as the concatenation of its producer's parts [0, q) and
-        [q, c); its ``split`` hands those parts out as they are (``residual_split=
-        'concat'``). ``x`` itself when ``q`` is None."""
+        """(``x`` re-emitted as the concatenation of its producer's parts [0, q) and
+        [q, c), {range: part}); its ``split`` hands those parts out as they are
+        (``residual_split='concat'``). (``x``, {}) when ``q`` is None."""
         if q is None:
-            return x
+            return x, {}
         c = x.channels
         first, second = x.split(0, q), x.split(q, c)
         sym = self._concat([first.sym, second.sym])
@@ -567,8 +576,7 @@ class _Emitter:
                     np.array_equal(pos, part.pos) and phys == part.phys)):
                 return part
             return producer(lo, hi, pos, phys)
-        split.parts = parts
-        return _T(sym, pos, first.phys + second.phys, split)
+        return _T(sym, pos, first.phys + second.phys, split), parts
 
     def _cut(self, seg, k, masked_ok, block_ok=True):
         """Cut segment ``seg`` after logical channel ``k``: (first, seconds).
@@ -576,19 +584,15 @@ class _Emitter:
         ``first`` holds the active channels, ``seconds`` is a list of idle segments.
         """
         c = seg.channels
-        kb = _roundup(k, self.align)
-        if (seg.split is not None and masked_ok and block_ok and self.o['block_split']
-                and kb != k and kb < c):
+        how, q = self._cut_point(c, k, seg.split is not None, masked_ok, block_ok)
+        if how == 'block':
             # cut at the block boundary after channel k: the producer writes as many
-            # rows as unsplit; the kb - k idle channels in the first part are
+            # rows as unsplit; the q - k idle channels in the first part are
             # carried through the (masked) active branch by its residual
-            head, tail = seg.split(0, kb), seg.split(kb, c)
-            return head.view(0, k), [head.view(k, kb), tail]
-        if seg.split is not None:
-            whole = _roundup(c, self.align)
-            halves = _roundup(k, self.align) + _roundup(c - k, self.align)
-            if halves <= self.o['split_ratio'] * whole:
-                return seg.split(0, k), [seg.split(k, c)]  # two convolutions
+            head, tail = seg.split(0, q), seg.split(q, c)
+            return head.view(0, k), [head.view(k, q), tail]
+        if how == 'split':
+            return seg.split(0, k), [seg.split(k, c)]  # two convolutions
         if masked_ok:
             return seg.view(0, k), [seg.view(k, c)]      # masked: both read in place
         return self._phys_slice(seg, 0, k), [self._phys_slice(seg, k, c)]
@@ -708,14 +712,14 @@ def _block_order(net):
     return order
 
 
-def _mixed_side_runs(net):
-    """ids of the IdleBlocks in runs of consecutive IdleBlocks with both sides.
+def _mixed_side_runs(order):
+    """ids of the IdleBlocks in runs of consecutive IdleBlocks with both sides
+    (``order``: :func:`_block_order`).
 
     A cut at a block boundary (``block_split``) suits a run whose active channels
     stay the same; under L/R alternation the active half moves, and the halves
     must be separate segments.
     """
-    order = _block_order(net)
     mixed, run = set(), []
     for block in order + [None]:
         if isinstance(block, IdleBlock) and not block.shuffle:
@@ -746,8 +750,8 @@ def to_symbol(net, input_size=None, **options):
         input_size = (input_size, input_size)
     em = _Emitter(opts, root=getattr(net, 'prefix', ''),
                   input_size=tuple(input_size) if input_size else None)
-    em.mixed_runs = _mixed_side_runs(net)
     order = _block_order(net)
+    em.mixed_runs = _mixed_side_runs(order)
     em.next_block = {id(a): b for a, b in zip(order, order[1:])}
     data = _T(mx.sym.var('data'), np.arange(3), 3)
     out = em._compact(em.block(net, data)).sym

@@ -185,6 +185,28 @@ def _export_onnx(net, name, size, tmp, fast):
     return onnx_file
 
 
+def ort_session(onnx_file, threads, profile_prefix=None, optimized_file=None):
+    """An ONNX Runtime CPU session as every measurement here uses it: ``threads``
+    intra-op threads, sequential, all graph optimisations, idle threads not spinning
+    (each model has its own session and thread pool; with 2 threads, spinning pools
+    of the other models doubled the latencies). ``profile_prefix`` turns on ONNX
+    Runtime's profiler; ``optimized_file`` saves the optimised graph."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized_file:
+        options.optimized_model_filepath = optimized_file
+    return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+
+
 def _runner(name, backend, size, threads, fast_options):
     """(run, get outputs, reference outputs, info) for one model on one backend."""
     import numpy as np
@@ -216,16 +238,7 @@ def _runner(name, backend, size, threads, fast_options):
         import onnxruntime as ort
         tmp = tempfile.mkdtemp(prefix='hcnet_latency_')
         onnx_file = _export_onnx(net, name, size, tmp, fast=backend.endswith('fast'))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # every model has its own session and thread pool here: idle pools must not spin
-        # (with 2 threads, spinning pools of the other models doubled the latencies)
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+        session = ort_session(onnx_file, threads)
         feed = {session.get_inputs()[0].name: x_np}
         info['onnxruntime'] = ort.__version__
         info['onnx_bytes'] = os.path.getsize(onnx_file)
@@ -329,16 +342,20 @@ def thread_env(threads):
     return env
 
 
-def measure(spec, timeout=3600):
-    env = thread_env(spec['threads'])
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker',
-                           json.dumps(spec)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def run_worker(script, spec, env, timeout=3600):
+    """Run ``script --worker SPEC`` in a subprocess with ``env``; its JSON list result."""
+    proc = subprocess.run([sys.executable, script, '--worker', json.dumps(spec)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('[')]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError('measurement %s failed (exit %d):\n%s' % (
-            json.dumps(spec), proc.returncode, proc.stderr[-4000:]))
-    results = json.loads(lines[-1])
+        raise RuntimeError('%s --worker %s failed (exit %d):\n%s' % (
+            os.path.basename(script), json.dumps(spec), proc.returncode, proc.stderr[-4000:]))
+    return json.loads(lines[-1])
+
+
+def measure(spec, timeout=3600):
+    env = thread_env(spec['threads'])
+    results = run_worker(os.path.abspath(__file__), spec, env, timeout)
     for result in results:
         result['env'] = {k: env[k] for k in _THREAD_VARS}
     return results

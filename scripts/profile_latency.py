@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -126,20 +125,12 @@ def mxnet_category(op):
 
 # ----------------------------------------------------------------------------- worker
 def _ort_session(net, name, backend, size, threads, tmp):
-    import onnxruntime as ort
     onnx_file = bench._export_onnx(net, name, size, tmp, fast=backend.endswith('fast'))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.optimized_model_filepath = os.path.join(tmp, name + '_optimized.onnx')
-    options.log_severity_level = 3
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.join(tmp, name + '_profile')
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
-    return session, options.optimized_model_filepath
+    optimized = os.path.join(tmp, name + '_optimized.onnx')
+    session = bench.ort_session(onnx_file, threads,
+                                profile_prefix=os.path.join(tmp, name + '_profile'),
+                                optimized_file=optimized)
+    return session, optimized
 
 
 def _ort_table(session, optimized, kinds, warmup):
@@ -234,14 +225,7 @@ def worker(spec):
 def measure(spec):
     env = bench.thread_env(spec['threads'])
     env['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker',
-                           json.dumps(spec)], env=env, capture_output=True, text=True,
-                          timeout=3600)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('[')]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError('profiling %s failed (exit %d):\n%s' % (
-            json.dumps(spec), proc.returncode, proc.stderr[-4000:]))
-    return json.loads(lines[-1])
+    return bench.run_worker(os.path.abspath(__file__), spec, env)
 
 
 def render(results, baseline=None):
