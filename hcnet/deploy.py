@@ -94,8 +94,8 @@ from mxnet.gluon import nn
 from .nn.activations import HardSigmoid, HardSwish, Swish
 from .nn.blocks import IdleBlock, MBBlock, SEModule, channel_shuffle, concat_channels
 
-__all__ = ['optimize', 'to_symbol', 'export', 'patch_onnx', 'compare', 'DeployGraph',
-           'DEFAULTS', 'ORT_OPTIONS', 'ORIGINAL']
+__all__ = ['optimize', 'to_symbol', 'check_options', 'export', 'patch_onnx', 'compare',
+           'DeployGraph', 'DEFAULTS', 'ORT_OPTIONS', 'ORIGINAL']
 
 #: Default switches of :func:`to_symbol` / :func:`optimize`: the fastest MXNet path
 #: measured (with ``optimize(fuse=True)``, its default).
@@ -731,6 +731,19 @@ def _mixed_side_runs(order):
     return mixed
 
 
+def check_options(options):
+    """``options`` of :func:`to_symbol` completed from :data:`DEFAULTS`; TypeError for
+    an unknown name, ValueError for a bad ``residual_split``."""
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise TypeError('unknown options %s' % ', '.join(sorted(unknown)))
+    opts = dict(DEFAULTS, **options)
+    if opts['residual_split'] not in ('slice', 'producer', 'concat'):
+        raise ValueError("residual_split must be 'slice', 'producer' or 'concat', got %r"
+                         % (opts['residual_split'],))
+    return opts
+
+
 def to_symbol(net, input_size=None, **options):
     """Emit the inference graph of ``net``: a :class:`DeployGraph`.
 
@@ -739,13 +752,7 @@ def to_symbol(net, input_size=None, **options):
     ``align``, ``global_pool`` -- ``False`` / 1 keeps the original formulation,
     to measure what each one buys.
     """
-    unknown = set(options) - set(DEFAULTS)
-    if unknown:
-        raise TypeError('unknown options %s' % ', '.join(sorted(unknown)))
-    opts = dict(DEFAULTS, **options)
-    if opts['residual_split'] not in ('slice', 'producer', 'concat'):
-        raise ValueError("residual_split must be 'slice', 'producer' or 'concat', got %r"
-                         % (opts['residual_split'],))
+    opts = check_options(options)
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
     em = _Emitter(opts, root=getattr(net, 'prefix', ''),

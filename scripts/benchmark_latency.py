@@ -631,6 +631,13 @@ def main(argv=None):
     except (ValueError, AssertionError):
         print('error: --mxnet-fast-options must be a JSON object', file=sys.stderr)
         return 2
+    from hcnet.deploy import check_options
+    try:
+        check_options({k: v for k, v in fast_options.items()
+                       if k not in ('fuse', 'hybridize')})   # optimize()'s own
+    except (TypeError, ValueError) as err:
+        print('error: --mxnet-fast-options: %s' % err, file=sys.stderr)
+        return 2
     models = describe(names, args.input_size)
     # one subprocess per (backend, threads, round), its models interleaved
     specs = [dict(models=names, backend=b, threads=t, input_size=args.input_size,

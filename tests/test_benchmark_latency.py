@@ -75,6 +75,12 @@ def test_bad_arguments_exit_2(tmp_path):
     assert _run(['--models', 'hc_m5_i10', '--threads', '0'], tmp_path).returncode == 2
     assert _run(['--models', 'hc_m5_i10', '--mxnet-fast-options', '[1]'],
                 tmp_path).returncode == 2
+    # deploy options are checked before any measurement: one line naming the option
+    for bad, word in (('{"bogus": 1}', 'bogus'), ('{"residual_split": "x"}', 'residual_split')):
+        proc = _run(['--models', 'hc_m5_i10', '--backends', 'mxnet-fast',
+                     '--mxnet-fast-options', bad], tmp_path)
+        assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+        assert word in proc.stderr.strip().splitlines()[-1]
     (tmp_path / 'bad.json').write_text('{"meta": {}')
     for path in ('missing.json', 'bad.json'):
         proc = _run(['--replot', path], tmp_path)
