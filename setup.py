@@ -43,6 +43,7 @@ setup(
         # Horovod builds from source against the installed mxnet; see README (distributed).
         'distributed': ['horovod==%s' % HOROVOD_VERSION],
     },
-    package_data={'hcnet': ['model_store_index.json']},
-    include_package_data=True,
+    # the configs and the store's shipped index are package data: a wheel finds them
+    package_data={'hcnet': ['configs/*.yaml', 'configs/*/*.yaml', 'store/index.json']},
+    entry_points={'console_scripts': ['hcnet = hcnet.cli:main']},
 )

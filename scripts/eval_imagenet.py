@@ -1,67 +1,8 @@
 #!/usr/bin/env python
-"""Report top-1 / top-5 of a checkpoint or a model-zoo network on a dataset.
-
-    python scripts/eval_imagenet.py --config fashion_mnist --checkpoint runs/fashion_mnist/best.ckpt
-    python scripts/eval_imagenet.py --config hc_m10_i10.yaml --checkpoint last.ckpt data.root=/data/imagenet
-    python scripts/eval_imagenet.py --config hc_m10_i10.yaml model.pretrained=true
-
-The config supplies the dataset and model settings (KEY=VALUE overrides them).
-"""
-import argparse
-import json
-import os
+"""``hcnet eval``, under its historical name (``hcnet eval --help`` for options)."""
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from hcnet.checkpoint import CheckpointError  # noqa: E402
-from hcnet.config import ConfigError, load_config  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__)
-    parser.add_argument('--config', required=True, help='config file or bare name under configs/')
-    parser.add_argument('--checkpoint', help='a training checkpoint (.ckpt) or a .params file')
-    parser.add_argument('--batch-size', type=int, default=None, help='default: train.batch_size')
-    parser.add_argument('--json', action='store_true', help='print the result as JSON')
-    parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE')
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        from hcnet.backend import LocalBackend
-        from hcnet.checkpoint import load_checkpoint, restore
-        from hcnet.data import build_data
-        from hcnet.engine import build_model, check_model_name
-        check_model_name(cfg)
-        backend = LocalBackend()
-        ctx = backend.contexts(cfg)
-        batch = (args.batch_size or cfg['train.batch_size']) * len(ctx)
-        data = build_data(cfg, batch_size=batch, for_training=False)
-        net = build_model(cfg, ctx)
-        if args.checkpoint:
-            if args.checkpoint.endswith('.params'):
-                if not os.path.isfile(args.checkpoint):
-                    raise CheckpointError('%s does not exist' % args.checkpoint)
-                net.load_parameters(args.checkpoint, ctx=ctx)
-            else:
-                restore(load_checkpoint(args.checkpoint), net)
-        net.hybridize(static_alloc=True)
-        from hcnet.engine import evaluate
-        top1, top5, n = evaluate(net, data.val, ctx)
-    except (ConfigError, CheckpointError) as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2
-    result = {'model': cfg['model.name'], 'dataset': cfg['data.dataset'], 'images': n,
-              'top1': round(top1, 4), 'top5': round(top5, 4), 'skipped': data.skipped()}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print('%s on %s: top-1 %.2f%%  top-5 %.2f%%  (%d images, %d skipped)'
-              % (result['model'], result['dataset'], top1, top5, n, result['skipped']))
-    return 0
-
+from hcnet.cli import run
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run('eval'))

@@ -9,12 +9,7 @@ import pytest
 NAME_RE = re.compile(r'hc_(?:effb0_)?m(\d+)_(?:i|isb|lr)(\d+)(?:_lr)?')
 
 
-def walk(block):
-    """Yield ``block`` and all its descendants (depth first)."""
-    yield block
-    for child in block._children.values():
-        child = child() if callable(child) and not isinstance(child, mx.gluon.Block) else child
-        yield from walk(child)
+from hcnet.nn import walk_blocks as walk  # noqa: E402,F401  (tests import it from here)
 
 
 def randomize(block, seed=0):

@@ -3,12 +3,13 @@ import glob
 import os
 
 import gluoncv
+import mxnet as mx
 import pytest
 from gluoncv.model_zoo.model_zoo import get_model_list
 
 import hcnet
-from hcnet.config import CONFIG_DIR, load_config
-from hcnet.reference_baselines import (BASELINES, GLUONCV_BASELINES, _shufflenet_v2,
+from hcnet.train.config import CONFIG_DIR, load_config
+from hcnet.paper.baselines import (BASELINES, GLUONCV_BASELINES, _shufflenet_v2,
                                        baseline_configs, measure_baseline, render_baselines)
 
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, 'baselines', '*.yaml')))
@@ -46,7 +47,11 @@ def test_config_loads_and_builds(path):
         net = hcnet.get_model(name, **kwargs)
     else:
         net = gluoncv.model_zoo.get_model(name, **kwargs)
-    assert net is not None
+    size = cfg['data.input_size']          # the network the config names, at its input size
+    out = net(mx.sym.var('data'))
+    out = out[0] if isinstance(out, (list, tuple)) else out     # NASNet: (logits, aux)
+    _, shapes, _ = out.infer_shape(data=(1, 3, size, size))
+    assert shapes[0] == (1, cfg['model.classes'])
 
 
 @pytest.mark.parametrize('model,madds_tol,params_tol', [

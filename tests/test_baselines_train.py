@@ -1,18 +1,16 @@
-"""Every baseline and IR-Net config trains a step through scripts/train_imagenet.py (CPU)."""
+"""Every baseline and IR-Net config trains a step through ``hcnet train`` (CPU)."""
 import glob
 import json
 import logging
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-import train_imagenet  # noqa: E402
+from hcnet.commands import train as train_command
+from hcnet.train.config import CONFIG_DIR
 
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', 'baselines', '*.yaml'))
-                 + glob.glob(os.path.join(ROOT, 'configs', 'irnet', '*.yaml')))
+CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, 'baselines', '*.yaml'))
+                 + glob.glob(os.path.join(CONFIG_DIR, 'irnet', '*.yaml')))
 
 
 _NASNET_SKIP = pytest.mark.skip(
@@ -33,13 +31,17 @@ def _restore_logging():
     logger.propagate = True
 
 
+def test_there_are_configs():
+    assert len(CONFIGS) > 20, CONFIG_DIR
+
+
 @pytest.mark.parametrize('path', CASES, ids=lambda p: os.path.basename(p)[:-5])
 def test_config_trains_a_step(path, tmp_path):
     out = str(tmp_path / 'run')
     # SqueezeNet ends in a fixed 13x13 pool and NASNet in a fixed 7x7 one: full size for them
     name = os.path.basename(path)
     size = 224 if name.startswith(('squeezenet', 'nasnet')) else 64
-    rc = train_imagenet.main(['--config', path, 'data.dataset=synthetic',
+    rc = train_command.main(['--config', path, 'data.dataset=synthetic',
                               'data.input_size=%d' % size,
                               'data.synthetic_samples=4', 'data.val_samples=2',
                               'train.batch_size=2', 'train.epochs=1', 'train.steps_per_epoch=1',

@@ -1,8 +1,7 @@
-"""scripts/benchmark_latency.py: runs end to end and writes valid Markdown / JSON / PNG.
+"""hcnet bench-latency (through its scripts/benchmark_latency.py shim): runs end to end and writes valid Markdown / JSON / PNG.
 
 No timing assertions: timings belong in the benchmark's output, not in tests.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,14 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'scripts', 'benchmark_latency.py')
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location('benchmark_latency', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+from hcnet.bench import latency as bench
 
 
 def _run(args, tmp_path):

@@ -1,6 +1,7 @@
 """Experiment configs: every file loads and builds; bad input ends in exit 2 naming the key."""
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -9,8 +10,9 @@ import yaml
 
 from hcnet import get_model
 from hcnet.model_zoo import HC_RECIPES, is_model
-from hcnet.config import CONFIG_DIR, SCHEMA, ConfigError, find_config, load_config
-from hcnet.reference import PAPER_ROWS
+from hcnet.train.config import (CONFIG_DIR, SCHEMA, ConfigError, find_config, load_config,
+                                validate)
+from hcnet.paper.reference import PAPER_ROWS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train_imagenet.py')
@@ -122,6 +124,7 @@ def test_resolved_config_round_trips(tmp_path):
     ('model.name=resnet_nope', 'model.name'),
     ('data.root=/nonexistent/fashion', 'data.root'),
     ('train.dtype=float16', 'train.dtype'),
+    ('model.classes=5', 'model.classes'),      # fashion_mnist has 10
 ])
 def test_train_script_rejects_bad_config_with_exit_2(tmp_path, override, key):
     out = tmp_path / 'run'
@@ -132,3 +135,55 @@ def test_train_script_rejects_bad_config_with_exit_2(tmp_path, override, key):
     assert len(lines) == 1 and key in lines[0], proc.stderr
     assert 'Traceback' not in proc.stderr
     assert not out.exists()      # nothing written before the config is known to be good
+
+
+# ----------------------------------------------------------------------------- validate()
+# Rules on list contents and between keys: one pass (hcnet.train.config.validate), run by
+# load_config, each error naming the key and where it was set.
+
+@pytest.mark.parametrize('overrides,key,message', [
+    (['train.dtype=float16'], 'train.dtype', 'needs GPUs'),
+    (['train.dtype=bfloat16', 'train.gpus=[0]'], 'train.dtype', 'CPU mixed-precision'),
+    (['train.amp=true'], 'train.amp', 'needs train.dtype float16 or bfloat16'),
+    (['data.mean=[0.5, 0.5]'], 'data.mean', 'list of 3 numbers'),
+    (['data.std=[0.3, 0, 0.3]'], 'data.std', 'must be positive'),
+    (['train.gpus=[0, 0]'], 'train.gpus', 'lists a GPU twice'),
+    (['train.gpus=[-1]'], 'train.gpus', 'non-negative integers'),
+    (['train.lr_steps=[10, soon]'], 'train.lr_steps', 'list of epochs'),
+    (['train.lars=true'], 'train.lars', 'lbsgd only'),
+    (['model.classes=5'], 'model.classes', 'fashion_mnist has 10 classes'),
+    (['output_dir=runs/{nam}'], 'output_dir', 'only placeholder is {name}'),
+    (['output_dir=runs/{name'], 'output_dir', 'not a valid template'),
+    (['data.val_samples=0'], 'data.val_samples', 'must be positive'),
+    (['train.steps_per_epoch=0'], 'train.steps_per_epoch', 'must be positive'),
+])
+def test_cross_key_rules_name_the_key(overrides, key, message):
+    with pytest.raises(ConfigError) as err:
+        load_config('fashion_mnist', ['train.gpus=[]'] + overrides)
+    text = str(err.value)
+    assert key in text and message in text, text
+    assert text.startswith('command line: ' + key), text
+
+
+def test_validate_names_the_file_that_set_the_key(tmp_path):
+    bad = tmp_path / 'gpu_recipe_on_cpu.yaml'
+    bad.write_text('_base_: %s\ntrain:\n  dtype: float16\n' % find_config('fashion_mnist'))
+    with pytest.raises(ConfigError, match=r'%s: train.dtype = float16 needs GPUs'
+                       % re.escape(str(bad))):
+        load_config(str(bad))
+    assert load_config(str(bad), ['train.gpus=[0]'])['train.dtype'] == 'float16'
+
+
+def test_validate_runs_on_a_loaded_config():
+    cfg = load_config('fashion_mnist', ['train.lr=0.05'])
+    validate(cfg)                             # a loaded config is valid
+    cfg['train.amp'] = True
+    with pytest.raises(ConfigError, match='train.amp needs train.dtype'):
+        validate(cfg)
+
+
+def test_shipped_configs_are_consistent_for_a_cpu_run():
+    # the GPU recipes on a CPU take train.dtype=float32 too (fp16 has no CPU GEMM)
+    assert load_config('hc_m10_i10.yaml', ['train.gpus=[]', 'train.dtype=float32'])
+    with pytest.raises(ConfigError, match='train.dtype = float16 needs GPUs'):
+        load_config('hc_m10_i10.yaml', ['train.gpus=[]'])

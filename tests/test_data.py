@@ -1,4 +1,4 @@
-"""Tests of hcnet.data: the four datasets, determinism, sharding, corrupt images."""
+"""Tests of hcnet.train.data: the four datasets, determinism, sharding, corrupt images."""
 import hashlib
 import json
 import logging
@@ -14,8 +14,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from hcnet.config import ConfigError, load_config
-from hcnet.data import build_data, read_idx
+from hcnet.train.config import ConfigError, load_config
+from hcnet.train.data import build_data, read_idx
 
 FMNIST = '/usr/share/datasets/fashion-mnist'
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -452,8 +452,8 @@ def test_rec_corrupt_record_documented(folder, tmp_path):
         _im2rec(os.path.join(root, split), os.path.join(folder, split), '--pass-through')
     script = textwrap.dedent('''
         import json, sys
-        from hcnet.config import load_config
-        from hcnet.data import build_data
+        from hcnet.train.config import load_config
+        from hcnet.train.data import build_data
         cfg = load_config(None, ['data.dataset=imagenet_rec', 'data.root=%s',
                                  'data.input_size=32', 'model.classes=3',
                                  'data.num_workers=1'])

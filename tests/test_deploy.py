@@ -1,6 +1,5 @@
 """hcnet.deploy: the inference graph equals the Gluon network (values, not speed)."""
 import collections
-import importlib.util
 import os
 
 import mxnet as mx
@@ -12,7 +11,8 @@ from mxnet.gluon import nn
 import hcnet
 from hcnet.deploy import (DEFAULTS, ORIGINAL, ORT_OPTIONS, compare, export, optimize,
                           patch_onnx, to_symbol)
-from hcnet.nn import IdleBlock
+from hcnet.deploy.onnx import export_onnx
+from hcnet.nn import IdleBlock, walk_blocks
 from hcnet.nn.blocks import SEModule
 from conftest import rand
 
@@ -193,18 +193,8 @@ def test_unknown_option_and_layers():
     assert compare(net, optimize(net, 5), x) <= TOL
 
 
-def _blocks(block):
-    yield block
-    for child in block._children.values():
-        yield from _blocks(child)
 
 
-def _export_model():
-    path = os.path.join(ROOT, 'scripts', 'export_model.py')
-    spec = importlib.util.spec_from_file_location('export_model', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize('name', ['hc_m5_i10', 'hc_m10_i10', 'hc_effb0_m7_i9'])
@@ -218,10 +208,10 @@ def test_onnx_export_runs_in_blocked_layout(name, nets, tmp_path):
     net = nets(name)
     sym_file, params_file = export(net, str(tmp_path / name), SIZE, **ORT_OPTIONS)
     onnx_file = str(tmp_path / (name + '.onnx'))
-    _export_model().export_onnx(sym_file, params_file, onnx_file, (1, 3, SIZE, SIZE),
+    export_onnx(sym_file, params_file, onnx_file, (1, 3, SIZE, SIZE),
                                 dynamic_batch=False)
     model = onnx.load(onnx_file)
-    n_se = sum(1 for b in _blocks(net) if isinstance(b, SEModule))
+    n_se = sum(1 for b in walk_blocks(net) if isinstance(b, SEModule))
     assert n_se >= 8 and patch_onnx(model) == n_se                   # one per SE
     onnx.save(model, onnx_file)
     options = ort.SessionOptions()

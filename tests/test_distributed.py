@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from hcnet.backend import check_gloo_hostname
-from hcnet.checkpoint import load_checkpoint
+from hcnet.train.backend import check_gloo_hostname
+from hcnet.train.checkpoint import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train_imagenet.py')
@@ -46,8 +46,8 @@ def test_two_processes_train_and_only_rank0_writes(tmp_path):
     assert text.count('final: epoch 2') == 1
     assert text.count('epoch 1/2  train loss') == 1
     assert sorted(os.listdir(out)) == sorted(
-        ['config.yaml', 'train.log', 'metrics.jsonl', 'curves.png', 'last.ckpt', 'best.ckpt',
-         'epoch0001.ckpt', 'epoch0002.ckpt'])
+        ['config.yaml', 'train.log', 'metrics.jsonl', 'steps.jsonl', 'curves.png', 'last.ckpt',
+         'best.ckpt', 'epoch0001.ckpt', 'epoch0002.ckpt'])
     assert load_checkpoint(os.path.join(out, 'last.ckpt'))['meta']['epoch'] == 1
 
 

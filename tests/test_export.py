@@ -1,5 +1,4 @@
 """Deployment export: symbol + params and ONNX reproduce the Gluon outputs."""
-import importlib.util
 import json
 import os
 import warnings
@@ -9,8 +8,11 @@ import numpy as np
 import pytest
 
 import hcnet
-from hcnet.checkpoint import save_checkpoint
-from hcnet.model_store import clear_index_cache
+from hcnet.commands import export as export_model
+from hcnet.commands import publish as publish_model
+from hcnet.deploy.onnx import export_onnx
+from hcnet.train.checkpoint import save_checkpoint
+from hcnet.store import clear_index_cache
 from hcnet.nn.blocks import channel_shuffle
 
 onnx = pytest.importorskip('onnx')
@@ -20,16 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
 
 
-def _load_script(name):
-    path = os.path.join(ROOT, 'scripts', name)
-    spec = importlib.util.spec_from_file_location(name[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-export_model = _load_script('export_model.py')
-publish_model = _load_script('publish_model.py')
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +124,7 @@ def _export_block(fn, tmp_path, shape, fallback):
     block.export(prefix)
     path = prefix + '.onnx'
     if fallback:
-        export_model.export_onnx(prefix + '-symbol.json', prefix + '-0000.params', path, shape)
+        export_onnx(prefix + '-symbol.json', prefix + '-0000.params', path, shape)
     else:
         mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params', [shape],
                              [np.float32], path)

@@ -5,9 +5,10 @@ import pytest
 from mxnet import autograd, gluon
 
 import hcnet
-from hcnet.irnet import (PAPER_TABLE4, PAPER_TABLE4_NOTES, PAPER_TABLE4_TOTAL, CondConv2D,
-                         CondConvIRB, IRNet, irnet_layer_macs, render_irnet_table)
-from hcnet.nn import MBBlock
+from hcnet.models.irnet import CondConvIRB, IRNet
+from hcnet.nn import CondConv2D, MBBlock
+from hcnet.paper.irnet_table4 import (PAPER_TABLE4, PAPER_TABLE4_NOTES, PAPER_TABLE4_TOTAL,
+                                      irnet_layer_macs, render_irnet_table)
 from conftest import rand, randomize, walk
 
 

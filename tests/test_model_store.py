@@ -2,7 +2,6 @@
 import functools
 import hashlib
 import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -17,23 +16,16 @@ import numpy as np
 import pytest
 
 import hcnet
-from hcnet import model_store
-from hcnet.checkpoint import save_checkpoint
-from hcnet.model_store import PretrainedError
+from hcnet.commands import publish as publish_model
+from hcnet.store import fetch as model_store
+from hcnet.train.checkpoint import save_checkpoint
+from hcnet.model_zoo import PretrainedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUBLISH = os.path.join(ROOT, 'scripts', 'publish_model.py')
 NAME = 'hc_m10_i10'
 
 
-def _load_script(path):
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-publish_model = _load_script(PUBLISH)
 
 
 def _x(seed=1):
@@ -196,7 +188,7 @@ def test_publish_writes_store_files_and_index(published):
     assert 'previous' not in got
     # the .params file holds exactly the checkpoint's arrays
     loaded = mx.nd.load(os.path.join(store, fname))
-    from hcnet.checkpoint import load_checkpoint
+    from hcnet.train.checkpoint import load_checkpoint
     ref = load_checkpoint(published['ckpt'])['params']
     assert sorted(loaded) == sorted(ref)
     assert all(np.array_equal(loaded[k].asnumpy(), ref[k]) for k in ref)
@@ -475,6 +467,7 @@ _WORKER = r'''
 import os, sys, time
 import numpy as np, mxnet as mx
 import hcnet
+from hcnet.commands import publish as publish_model
 go, out, root = sys.argv[1:4]
 x = mx.nd.array(np.random.RandomState(1).randn(2, 3, 32, 32).astype('float32'))
 while not os.path.exists(go):

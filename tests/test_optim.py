@@ -3,8 +3,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import hcnet.optim  # noqa: F401  (registers lbsgd)
-from hcnet.optim import LBSGD
+import hcnet.train.optim  # noqa: F401  (registers lbsgd)
+from hcnet.train.optim import LBSGD
 
 
 def _run(opt, steps=4, seed=0, aggregated=True):

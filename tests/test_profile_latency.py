@@ -1,8 +1,7 @@
-"""scripts/profile_latency.py: splits profiled time by block kind and operator category.
+"""hcnet profile-latency (through its scripts/profile_latency.py shim): splits profiled time by block kind and operator category.
 
 Structure only (which nodes land where), no timing assertions.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,14 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'scripts', 'profile_latency.py')
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location('profile_latency', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prof = _load()
+from hcnet.bench import profile as prof
 
 
 def _run(args, tmp_path):

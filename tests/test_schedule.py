@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from hcnet.engine import WarmupSchedule
+from hcnet.train.schedule import WarmupSchedule
 
 
 def test_linear_warmup_then_cosine_to_final():
@@ -27,9 +27,16 @@ def test_step_and_linear_and_constant():
 
 
 def test_schedule_is_stateless():
-    s = WarmupSchedule(2.6, 100, 5, warmup_epochs=1)
-    first = [s(t) for t in range(0, 500, 7)]
-    assert [s(t) for t in range(0, 500, 7)] == first
+    """A resumed run builds a fresh schedule from the same config and continues at the
+    restored update count: it must give the values the original one gives from there on."""
+    args = dict(base_lr=2.6, steps_per_epoch=100, epochs=5, warmup_epochs=1, warmup_lr=0.1,
+                mode='cosine', final_lr=0.01)
+    original = WarmupSchedule(**args)
+    before = [original(t) for t in range(0, 250)]       # the run until it is killed
+    after = [original(t) for t in range(250, 500)]
+    resumed = WarmupSchedule(**args)                      # the resumed process's schedule
+    assert [resumed(t) for t in range(250, 500)] == after
+    assert [resumed(t) for t in range(0, 250)] == before
 
 
 @pytest.mark.parametrize('mode,expected', [('linear', 0.25), ('power2', 0.0625), ('sqrt', 0.5)])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hcnet
-from hcnet.sqnxt import SQNXT_MODELS, SqnxtBlock, SqueezeNext
+from hcnet.models.sqnxt import SQNXT_MODELS, SqnxtBlock, SqueezeNext
 from conftest import rand, randomize, walk
 
 #: the slides' SqueezeNext tables: params (M)

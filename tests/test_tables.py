@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from hcnet.model_zoo import HC_RECIPES
-from hcnet.reference import PAPER_ROWS, TABLES, TOLERANCE
-from hcnet.reproduce import reproduce
+from hcnet.paper.reference import PAPER_ROWS, TABLES, TOLERANCE
+from hcnet.paper.reproduce import reproduce
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,12 +57,22 @@ def test_m_i_counts_match_names(results):
         assert r.num_idle == int(''.join(ch for ch in digits[2] if ch.isdigit())), r.row.model
 
 
-def test_check_fails_when_a_row_drifts(monkeypatch, results):
-    """--check must notice drift: shift one reproducible paper figure by 1%."""
-    r = next(x for x in results if 'madds' in x.row.check)
-    paper = r.row.madds
-    monkeypatch.setattr(r, 'madds', paper * (1 + 2 * TOLERANCE))
-    assert r.failures() == ['madds']
+def test_check_fails_when_a_row_drifts(monkeypatch, results, capsys):
+    """``--check`` must notice drift: move one reproducible *paper* figure by twice the
+    tolerance (our measurement stays as built) and the command exits 1 naming the row."""
+    import dataclasses
+    from hcnet.commands import tables as command
+    i, r = next((i, x) for i, x in enumerate(results) if 'madds' in x.row.check)
+    shifted = list(results)
+    shifted[i] = dataclasses.replace(
+        r, row=dataclasses.replace(r.row, madds=r.row.madds * (1 + 2 * TOLERANCE)))
+    assert shifted[i].failures() == ['madds'] and r.failures() == []
+    monkeypatch.setattr(command, 'reproduce', lambda: shifted)
+    assert command.main(['--check', '--no-zoo', '--table', str(r.row.table)]) == 1
+    out = capsys.readouterr().out
+    assert 'DRIFT: Table %d %s (%s) madds' % (r.row.table, r.row.label, r.row.model) in out
+    monkeypatch.setattr(command, 'reproduce', lambda: results)
+    assert command.main(['--check', '--no-zoo', '--table', str(r.row.table)]) == 0
 
 
 def test_tables_script_check_and_model_zoo_is_current(tmp_path):

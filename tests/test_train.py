@@ -1,5 +1,6 @@
 """The trainer end to end on CPU: learning, outputs, kill-and-resume, evaluation."""
 import json
+import logging
 import os
 import re
 import signal
@@ -7,10 +8,15 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as np
 import pytest
 
-from hcnet.checkpoint import load_checkpoint
+from hcnet.train import backend as backend_mod
+from hcnet.train import loop
+from hcnet.train.checkpoint import load_checkpoint
+from hcnet.train.config import ConfigError, load_config
+from hcnet.train.data import DataBundle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train_imagenet.py')
@@ -70,7 +76,7 @@ def _epoch_progress(text, epoch, epochs, steps):
 
 def test_kill_and_resume_equals_uninterrupted(tmp_path):
     # Defaults otherwise, Dropout included: training, the per-epoch reseeding and the
-    # validation pass (on a copy of the weights, see hcnet.engine._EvalTwin) are all
+    # validation pass (on a copy of the weights, see hcnet.train.evaluate.EvalTwin) are all
     # reproducible on CPU, so a resumed run must end bit for bit where an uninterrupted one does.
     ref_dir, cut_dir = str(tmp_path / 'ref'), str(tmp_path / 'cut')
     # One OpenMP thread: oneDNN's reduction order depends on the number of threads, which
@@ -143,3 +149,223 @@ def test_lr_is_scaled_from_the_reference_batch(tmp_path):
                         'output_dir=%s' % out])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'lr 0.025 (train.lr 0.05 x 32 / 64)' in open(os.path.join(out, 'train.log')).read()
+
+
+# ----------------------------------------------------------------------------- the named steps
+# In-process runs of the loop's steps on tiny synthetic configs: 8 images per step at 32x32.
+
+TINY = ['data.dataset=synthetic', 'data.synthetic_samples=64', 'data.val_samples=16',
+        'data.input_size=32', 'model.classes=10', 'model.kwargs={dropout: 0.0}',
+        'train.batch_size=8', 'train.reference_batch=8', 'train.lr=0.05',
+        'train.warmup_epochs=0', 'train.dtype=float32', 'train.gpus=[]', 'data.num_workers=0',
+        'checkpoint.every=1', 'checkpoint.keep=2', 'train.steps_per_epoch=4']
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """train() / setup() set up the 'hcnet' logger for a run; give it back to pytest."""
+    yield
+    logger = logging.getLogger('hcnet')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
+
+
+def tiny_cfg(out, *extra):
+    return load_config('hc_m10_i10.yaml', TINY + list(extra) + ['output_dir=%s' % out])
+
+
+def _params(net):
+    return {k: p.data().asnumpy().copy() for k, p in net._collect_params_with_prefix().items()}
+
+
+def test_setup_returns_a_run_and_writes_only_the_run_files(tmp_path):
+    out = str(tmp_path / 'run')
+    run = loop.setup(tiny_cfg(out, 'train.epochs=3'))
+    try:
+        assert (run.steps, run.epochs, run.start_epoch, run.total_batch) == (4, 3, 0, 8)
+        assert run.ctx == [mx.cpu()] and run.eval_twin is not None and run.amp is None
+        assert run.lr == pytest.approx(0.05) and run.trainer.learning_rate == pytest.approx(0.05)
+        assert sorted(os.listdir(out)) == ['config.yaml', 'metrics.jsonl', 'steps.jsonl',
+                                           'train.log']
+        assert open(run.path('metrics.jsonl')).read() == ''
+    finally:
+        run.data.close()
+
+
+def test_train_step_updates_the_parameters_and_lowers_the_loss(tmp_path):
+    run = loop.setup(tiny_cfg(str(tmp_path / 'run'), 'train.lr_mode=constant',
+                              'train.label_smoothing=0'))
+    data, label = next(iter(run.data.train.epoch(0)))
+    before = _params(run.net)
+    losses = [loop.train_step(run, data, label) / data.shape[0] for _ in range(6)]
+    after = _params(run.net)
+    assert run.trainer.optimizer.num_update == 6
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses   # the same batch, fitted
+
+
+def test_train_epoch_and_end_epoch_write_metrics_and_checkpoints(tmp_path):
+    out = str(tmp_path / 'run')
+    run = loop.setup(tiny_cfg(out, 'train.epochs=2'))
+    stats = loop.train_epoch(run, 0)
+    assert (stats.epoch, stats.seen, stats.loss_n) == (0, 32, 32)
+    assert run.trainer.optimizer.num_update == 4
+    result = loop.end_epoch(run, 0, stats)
+    assert result == run.result and metrics(out) == [result]
+    assert set(result) == {'epoch', 'train_loss', 'val_top1', 'val_top5', 'val_images', 'lr',
+                           'img_per_s', 'epoch_time_s', 'wall_time_s', 'skipped_images'}
+    assert result['epoch'] == 1 and result['val_images'] == 8    # max(batch, 64 // 10)
+    assert result['train_loss'] == pytest.approx(stats.loss_sum / stats.loss_n, abs=1e-6)
+    for name in ('last.ckpt', 'best.ckpt', 'epoch0001.ckpt'):
+        assert load_checkpoint(os.path.join(out, name))['meta']['epoch'] == 0, name
+    ckpt = load_checkpoint(os.path.join(out, 'last.ckpt'))
+    assert ckpt['trainer'] is not None and ckpt['meta']['best_top1'] == result['val_top1']
+    now = _params(run.net)             # validation ran on the twin: the weights are these
+    assert sorted(ckpt['params']) == sorted(now)
+    for name, value in now.items():
+        np.testing.assert_array_equal(ckpt['params'][name], value, err_msg=name)
+    assert loop.finish(run) == result and os.path.isfile(os.path.join(out, 'curves.png'))
+    run.data.close()
+
+
+def test_log_interval_writes_log_lines_steps_jsonl_and_curves(tmp_path, monkeypatch):
+    out = str(tmp_path / 'run')
+    closed = []
+    monkeypatch.setattr(DataBundle, 'close', lambda self: closed.append(self))
+    result = loop.train(tiny_cfg(out, 'train.epochs=2', 'train.log_interval=3'))
+    assert result['epoch'] == 2 and len(closed) == 1       # the loaders are closed at the end
+    # every 3 steps, and the last step of the epoch (4 steps) closes a shorter interval
+    lines = re.findall(r'epoch (\d)/2  step (\d)/4  loss [\d.]+  lr [\d.e-]+  \d+ img/s',
+                       open(os.path.join(out, 'train.log')).read())
+    assert lines == [('1', '3'), ('1', '4'), ('2', '3'), ('2', '4')]
+    steps = loop.read_jsonl(os.path.join(out, 'steps.jsonl'))
+    assert [(r['epoch'], r['step'], r['global_step']) for r in steps] == \
+        [(1, 3, 3), (1, 4, 4), (2, 3, 7), (2, 4, 8)]
+    assert set(steps[0]) == {'epoch', 'step', 'steps', 'global_step', 'loss', 'lr',
+                             'img_per_s', 'time'}
+    # an interval's loss is its mean: weighted by their steps, the epoch's training loss
+    for epoch, row in zip((1, 2), metrics(out)):
+        means = [r['loss'] for r in steps if r['epoch'] == epoch]
+        assert (3 * means[0] + means[1]) / 4 == pytest.approx(row['train_loss'], abs=1e-5)
+    assert steps[-1]['lr'] == pytest.approx(metrics(out)[-1]['lr'])
+    assert os.path.getsize(os.path.join(out, 'curves.png')) > 1000
+
+
+def test_curves_draw_the_per_interval_loss_and_lr(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib.axes import Axes
+    drawn = []
+    original = Axes.plot
+
+    def plot(self, *args, **kwargs):
+        drawn.append((self.get_title(), list(args[0]), list(args[1]), kwargs.get('label')))
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(Axes, 'plot', plot)
+    m, s = tmp_path / 'metrics.jsonl', tmp_path / 'steps.jsonl'
+    m.write_text(''.join(json.dumps({'epoch': e, 'train_loss': 2.0 / e, 'val_top1': 10.0 * e,
+                                     'val_top5': 20.0 * e, 'lr': 0.1 / e}) + '\n'
+                         for e in (1, 2)))
+    s.write_text(''.join(json.dumps({'epoch': g // 4 + 1, 'step': g % 4 + 1, 'steps': 4,
+                                     'global_step': g + 1, 'loss': 3.0 - 0.1 * g,
+                                     'lr': 0.2 - 0.01 * g}) + '\n' for g in range(8))
+                 + '{"epoch": 3, "st')           # the tail a killed run leaves is ignored
+    png = tmp_path / 'curves.png'
+    loop.plot_curves(str(m), str(png), str(s))
+    assert png.stat().st_size > 1000 and not [f for f in os.listdir(tmp_path) if '.tmp' in f]
+    loss, lr = [d for d in drawn if d[3] == 'per log interval']   # axes 0 and 2
+    assert loss[1] == pytest.approx([0.25 * (g + 1) for g in range(8)])   # fractional epochs
+    assert loss[2] == pytest.approx([3.0 - 0.1 * g for g in range(8)])
+    assert lr[2] == pytest.approx([0.2 - 0.01 * g for g in range(8)])
+
+
+def test_resume_rewrites_steps_and_metrics_without_duplicates(tmp_path):
+    out = str(tmp_path / 'run')
+    loop.train(tiny_cfg(out, 'train.epochs=1', 'train.log_interval=2'))
+    # a run killed in epoch 2 after one log interval (and an epoch record whose checkpoint
+    # was never written): the resumed run redoes epoch 2 from last.ckpt
+    with open(os.path.join(out, 'steps.jsonl'), 'a') as f:
+        f.write(json.dumps({'epoch': 2, 'step': 2, 'steps': 4, 'global_step': 6, 'loss': 9.0,
+                            'lr': 0.0, 'img_per_s': 1.0, 'time': 0.0}) + '\n{"epoch": 2, "st')
+    with open(os.path.join(out, 'metrics.jsonl'), 'a') as f:
+        f.write(json.dumps({'epoch': 2, 'train_loss': 9.0}) + '\n')
+    loop.train(tiny_cfg(out, 'train.epochs=2', 'train.log_interval=2', 'resume=auto'))
+    steps = loop.read_jsonl(os.path.join(out, 'steps.jsonl'))
+    assert [r['global_step'] for r in steps] == [2, 4, 6, 8]
+    assert 9.0 not in [r['loss'] for r in steps]
+    assert [r['epoch'] for r in metrics(out)] == [1, 2] and metrics(out)[1]['train_loss'] != 9.0
+    assert 'resumed from' in open(os.path.join(out, 'train.log')).read()
+
+
+def test_labels_outside_model_classes_are_an_error():
+    cfg = load_config(None, ['data.dataset=synthetic', 'model.classes=3'])
+    loop.check_labels(cfg, mx.nd.array([0, 1, 2]))
+    with pytest.raises(ConfigError, match='model.classes = 3 but the synthetic training data '
+                                          'has label 7'):
+        loop.check_labels(cfg, mx.nd.array([0, 7, 1]))
+
+
+# ----------------------------------------------------------------------------- the backends
+
+class _FakeHorovod:
+    class DistributedTrainer:
+        def __init__(self, params, optimizer, optimizer_params):
+            self.args = (params, optimizer, optimizer_params)
+
+
+def test_horovod_trainer_follows_the_runs_contexts_not_the_host(monkeypatch):
+    hb = object.__new__(backend_mod.HorovodBackend)       # no hvd.init(): only the choice
+    hb.hvd = _FakeHorovod
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 8)   # a GPU host
+    cpu = hb.make_trainer({}, 'sgd', {}, [mx.cpu()])
+    gpu = hb.make_trainer({}, 'sgd', {}, [mx.gpu(0)])
+    assert type(cpu).__name__ == 'PlainLayoutTrainer'
+    assert isinstance(cpu, _FakeHorovod.DistributedTrainer)
+    assert type(gpu) is _FakeHorovod.DistributedTrainer
+
+
+@pytest.mark.parametrize('env,expected', [({}, False), ({'HOROVOD_SIZE': '1'}, True),
+                                          ({'HOROVOD_SIZE': '4'}, True),
+                                          ({'OMPI_COMM_WORLD_SIZE': '2'}, True),
+                                          ({'PMI_SIZE': '1'}, True)])
+def test_under_horovod_is_any_launcher_variable(monkeypatch, env, expected):
+    for var in ('HOROVOD_SIZE', 'OMPI_COMM_WORLD_SIZE', 'PMI_SIZE'):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert backend_mod.under_horovod() is expected
+
+
+def test_local_backend_names_gpus_this_machine_lacks(monkeypatch):
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 1)
+    cfg = load_config(None, ['train.gpus=[0, 3]'])
+    with pytest.raises(ConfigError, match=r'train.gpus = \[0, 3\]: this machine has 1 GPU'):
+        backend_mod.LocalBackend().contexts(cfg)
+
+
+def test_a_checkpoint_from_before_the_train_package_resumes(tmp_path, monkeypatch):
+    """Trainer states pickle the lr schedule's class: hcnet.engine.WarmupSchedule before the
+    move to hcnet.train; restore() maps the old module names."""
+    import types
+    from hcnet.train.checkpoint import restore, save_checkpoint
+    from hcnet.train.schedule import WarmupSchedule
+    run = loop.setup(tiny_cfg(str(tmp_path / 'run')))
+    run.data.close()
+    data, label = next(iter(run.data.train.epoch(0)))
+    loop.train_step(run, data, label)
+    old = types.ModuleType('hcnet.engine')
+    old.WarmupSchedule = WarmupSchedule
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, 'hcnet.engine', old)
+        m.setattr(WarmupSchedule, '__module__', 'hcnet.engine')
+        path = str(tmp_path / 'old.ckpt')
+        save_checkpoint(path, run.net, run.trainer, {'epoch': 0})
+    ckpt = load_checkpoint(path)
+    assert b'hcnet.engine' in ckpt['trainer'] and 'hcnet.engine' not in sys.modules
+    fresh = loop.setup(tiny_cfg(str(tmp_path / 'fresh')))
+    fresh.data.close()
+    restore(ckpt, fresh.net, fresh.trainer)
+    assert fresh.trainer.optimizer.num_update == 1
+    assert isinstance(fresh.trainer.optimizer.lr_scheduler, WarmupSchedule)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hcnet
-from hcnet.model_store import PretrainedError
+from hcnet.model_zoo import PretrainedError
 from hcnet.model_zoo import HC_RECIPES, gluoncv_bridge
 from conftest import rand, randomize
 

@@ -11,12 +11,32 @@ Naming: ``hc_[effb0_]m<M>_<blocks><N>[_lr]``
   (``hc_m10_i10_lr`` is ``hc_m10_i10`` with alternating sides).
 
 Each entry is a base + composition recipe (:func:`hcnet.arch.compose`); print the
-resolved pattern with ``python scripts/describe.py NAME``.
+resolved pattern with ``hcnet describe NAME``.
 """
-from ..network import hc_net
+import mxnet as mx
+
+from ..models.hc import DEFAULT_CFG, build_hcnet
+from .builder import build_model
 from .registry import register_model
 
-__all__ = ['HC_RECIPES']
+__all__ = ['HC_RECIPES', 'hc_net']
+
+
+def hc_net(base, *, pretrained=False, ctx=mx.cpu(), root=None, name=None,
+           pretrained_classifier=True, **kwargs):
+    """Build a hybrid-composition network from a base spec and a composition policy.
+
+    Architecture arguments (the composition policy of :func:`hcnet.arch.compose`,
+    ``idle_side``, ``alpha``, ``classes``, ``dropout``, ``drop_connect``,
+    ``norm_layer``, ``norm_kwargs``) are those of :func:`hcnet.models.build_hcnet`.
+    ``pretrained`` loads published weights for the zoo ``name`` (see
+    :mod:`hcnet.store`); otherwise parameters are initialised on ``ctx``.
+    ``pretrained_classifier=False`` loads all but the classifier, which is initialised
+    afresh (fine-tuning on other classes).
+    """
+    return build_model(build_hcnet, name, base=base, pretrained=pretrained, ctx=ctx, root=root,
+                       pretrained_classifier=pretrained_classifier, default_cfg=DEFAULT_CFG,
+                       **kwargs)
 
 _MB, _EFF = 'mobilenetv3_large', 'efficientnet_b0'
 
@@ -69,7 +89,7 @@ def _constructor(name, base, recipe, what):
     def build(**kwargs):
         return hc_net(base, name=name, **dict(recipe, **kwargs))
     build.__name__ = name
-    build.__doc__ = ('%s on %s. Keyword arguments: see hcnet.network.hc_net.'
+    build.__doc__ = ('%s on %s. Keyword arguments: see hcnet.hc_net.'
                      % (what, base))
     build.base = base
     build.recipe = recipe
@@ -77,4 +97,4 @@ def _constructor(name, base, recipe, what):
 
 
 for _name, (_base, _recipe, _what) in HC_RECIPES.items():
-    register_model(_constructor(_name, _base, _recipe, _what))
+    register_model(_constructor(_name, _base, _recipe, _what), cfg=DEFAULT_CFG)

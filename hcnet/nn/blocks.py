@@ -4,7 +4,7 @@
                          EfficientNet: swish + sigmoid; passed in as layer types).
 * :class:`MBBlock`       inverted residual (MobileNetV2/V3, EfficientNet's MBConv).
 * :class:`InvertedResidual` its layers and forward pass, shared with blocks that are
-                         no MBBlock (IR-Net's :class:`hcnet.irnet.CondConvIRB`).
+                         no MBBlock (IR-Net's :class:`hcnet.models.irnet.CondConvIRB`).
 * :class:`IdleBlock`     Xu et al. 2019, section 2.4: half the channels idle.
 * :class:`InvertedShuffleBlock` (ISB) IdleBlock followed by a channel shuffle.
 
@@ -16,11 +16,12 @@ Every block takes its layer types explicitly (``act_layer``, ``se_layer``,
 nothing is read from module globals.
 Every BatchNorm is built as ``norm_layer(in_channels=C, **norm_kwargs)``.
 """
+import mxnet as mx
 from mxnet.gluon import nn
 
 from .activations import HardSigmoid
 
-__all__ = ['SEModule', 'MBBlock', 'InvertedResidual', 'IdleBlock', 'InvertedShuffleBlock',
+__all__ = ['classifier_head', 'SEModule', 'MBBlock', 'InvertedResidual', 'IdleBlock', 'InvertedShuffleBlock',
            'channel_shuffle', 'concat_channels', 'conv_bn_act', 'IDLE_SIDES']
 
 #: Sides of an IdleBlock (see :class:`IdleBlock` for which is which).
@@ -29,6 +30,23 @@ IDLE_SIDES = ('L', 'R')
 
 def _relu():
     return nn.Activation('relu')
+
+
+def classifier_head(in_units, classes, dropout=0.0, use_bias=True,
+                    weight_initializer=mx.init.Normal(0.01)):
+    """The classifier every hcnet network ends with, named ``output_``: flatten, optional
+    dropout, a Dense layer (weights N(0, 0.01) unless ``weight_initializer`` says otherwise;
+    None: the network's initializer). Replace ``net.output`` to
+    fine-tune on other classes; the store loads everything but it with
+    ``pretrained_classifier=False``."""
+    output = nn.HybridSequential(prefix='output_')
+    with output.name_scope():
+        output.add(nn.Flatten())
+        if dropout:
+            output.add(nn.Dropout(dropout))
+        output.add(nn.Dense(classes, in_units=in_units, use_bias=use_bias,
+                            weight_initializer=weight_initializer))
+    return output
 
 
 def conv_bn_act(in_channels, channels, kernel_size=1, stride=1, groups=1, act_layer=None,
@@ -107,7 +125,7 @@ class InvertedResidual(nn.HybridBlock):
     """The inverted residual's layers and forward pass (see :class:`MBBlock`).
 
     :class:`MBBlock` is this block; other blocks of the same structure subclass
-    this class rather than MBBlock (:class:`hcnet.irnet.CondConvIRB`, whose
+    this class rather than MBBlock (:class:`hcnet.models.irnet.CondConvIRB`, whose
     convolutions are CondConvs), because ``isinstance(block, MBBlock)`` promises
     more than the structure: :mod:`hcnet.deploy` rewrites an MBBlock's
     convolutions as :class:`mxnet.gluon.nn.Conv2D` layers (folded BatchNorms,
@@ -182,7 +200,7 @@ class MBBlock(InvertedResidual):
         ``functools.partial(nn.Conv2D, weight_initializer=...)``. :mod:`hcnet.deploy`
         expects MBBlocks of :class:`mxnet.gluon.nn.Conv2D` layers (subclasses
         included); for other convolution types subclass :class:`InvertedResidual`
-        instead, as :class:`hcnet.irnet.CondConvIRB` does.
+        instead, as :class:`hcnet.models.irnet.CondConvIRB` does.
     """
 
 

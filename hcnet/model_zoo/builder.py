@@ -1,0 +1,180 @@
+"""The zoo's one builder funnel: build a network, name it, attach its defaults, then
+initialise it or load its published weights (as timm's ``build_model_with_cfg``).
+
+Every zoo constructor ends here (:func:`build_model`), so ``pretrained=True`` / a sha1
+prefix / a ``.params`` path means the same for every family. The store
+(:mod:`hcnet.store`) only finds and verifies files; fitting them to a network is here
+(:func:`check_params_fit`, used by loading, publishing and export alike).
+"""
+import os
+import urllib.parse
+
+import mxnet as mx
+
+from ..store import PretrainedError, TAG_RE, find_entry, get_model_file, repo_url
+
+__all__ = ['build_model', 'init_or_load', 'load_pretrained', 'check_params_fit',
+           'PretrainedError', 'INIT', 'imagenet1k']
+
+#: He initialisation with fan-in scaling, every zoo network's initial weights
+INIT = mx.init.MSRAPrelu(factor_type='in', slope=0.0)
+
+
+def check_params_fit(net, shapes, what, skip=()):
+    """Raise :class:`PretrainedError` unless ``shapes`` ({name: shape}, structural names
+    as ``net._collect_params_with_prefix()``) are exactly ``net``'s parameters.
+
+    Keys in ``skip`` (the classifier, when it is re-initialised) are not required.
+    A classifier of another width gets its own message (build with the same classes,
+    or load everything but the classifier).
+    """
+    params = net._collect_params_with_prefix()
+    missing = sorted(set(params) - set(shapes) - set(skip))
+    extra = sorted(set(shapes) - set(params))
+    if missing or extra:
+        raise PretrainedError('%s does not fit the network %s: missing %s, unexpected %s'
+                              % (what, getattr(net, 'name_in_zoo', None) or net.name,
+                                 missing[:4], extra[:4]))
+    for key in sorted(params):
+        if key in skip:
+            continue
+        known, shape = tuple(params[key].shape or ()), tuple(shapes[key])
+        if known and 0 not in known and known != shape:
+            if key in _classifier_keys(net, params):
+                raise PretrainedError(
+                    'weights %s have a classifier for %s classes, the network was built with '
+                    'classes=%s (parameter %s: %s vs %s): build it with the same number of '
+                    'classes, or pass pretrained_classifier=False to load everything but the '
+                    'classifier (fine-tuning)'
+                    % (what, shape[0], getattr(net, 'classes', '?'), key, shape, known))
+            raise PretrainedError('parameter %s of %s has shape %s, the network %s'
+                                  % (key, what, shape, known))
+
+
+
+def _classifier_keys(net, params):
+    output = getattr(net, 'output', None)
+    if output is None:
+        raise PretrainedError('pretrained_classifier=False needs a network with an `output` '
+                              'block (the classifier)')
+    ids = {id(p) for p in output.collect_params().values()}
+    return {k for k, p in params.items() if id(p) in ids}
+
+
+def _load_params(net, path, ctx, classifier=True, what=None):
+    """Load the ``.params`` file ``path`` into the uninitialised ``net``."""
+    what = what or path
+    try:
+        loaded = mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise PretrainedError('%s is not a readable .params file (%s)'
+                              % (what, str(err).strip().splitlines()[0])) from None
+    if not isinstance(loaded, dict) or not loaded:
+        raise PretrainedError('%s holds no named parameters' % what)
+    params = net._collect_params_with_prefix()
+    if not any('.' in k for k in loaded) and classifier:
+        net.load_parameters(path, ctx=ctx)       # legacy (prefixed) names: Gluon's own loader
+        return
+    skip = set() if classifier else _classifier_keys(net, params)
+    check_params_fit(net, {k: v.shape for k, v in loaded.items()}, what, skip=skip)
+    for key in sorted(params):
+        if key in skip:
+            continue
+        param, value = params[key], loaded[key]
+        param._load_init(value, ctx, cast_dtype=False)
+    if skip:
+        net.output.initialize(INIT, ctx=ctx)
+
+
+def imagenet1k():
+    """ImageNet-1k's ``synset`` (WNIDs in the sorted order of ImageNet .rec files),
+    ``classes`` and ``classes_long`` names, as GluonCV defines them."""
+    from gluoncv.data import ImageNet1kAttr
+    attrs = ImageNet1kAttr()
+    return {'synset': list(attrs.synset), 'classes': list(attrs.classes),
+            'classes_long': list(attrs.classes_long)}
+
+
+def _set_class_attrs(net, entry):
+    synset = entry.get('synset')
+    names, long_names = entry.get('class_names'), entry.get('class_names_long')
+    if synset and not names:
+        attrs = imagenet1k()
+        if list(synset) == attrs['synset']:
+            names, long_names = attrs['classes'], attrs['classes_long']
+    if synset:
+        net.synset = list(synset)
+    if names:
+        net.classes = list(names)
+    if long_names:
+        net.classes_long = list(long_names)
+
+
+def init_or_load(net, name, pretrained=False, ctx=None, root=None, pretrained_classifier=True,
+                 default_cfg=None):
+    """The zoo's last step for a built ``net``: record its zoo ``name`` and defaults, then
+    load ``pretrained`` weights (see :func:`load_pretrained`) or initialise it (He, fan-in)."""
+    net.name_in_zoo = name
+    if default_cfg is not None:
+        net.default_cfg = default_cfg
+    if pretrained:
+        load_pretrained(net, name, pretrained, ctx=ctx or mx.cpu(), root=root,
+                        pretrained_classifier=pretrained_classifier)
+    else:
+        net.initialize(INIT, ctx=ctx)
+    return net
+
+
+def build_model(builder, name, *, pretrained=False, ctx=None, root=None,
+                pretrained_classifier=True, default_cfg=None, **kwargs):
+    """``builder(**kwargs)``, then :func:`init_or_load` -- every zoo constructor's body."""
+    net = builder(**kwargs)
+    return init_or_load(net, name, pretrained, ctx=ctx, root=root,
+                        pretrained_classifier=pretrained_classifier, default_cfg=default_cfg)
+
+
+def load_pretrained(net, name, pretrained, ctx=mx.cpu(), root=None, pretrained_classifier=True):
+    """Load weights into the uninitialised ``net`` built for the zoo name ``name``.
+
+    ``pretrained``: ``True`` (the newest published weights), a sha1 prefix of 8 to
+    40 hex digits (that version), or the path of a ``.params`` file.
+    ``pretrained_classifier=False`` loads everything but the classifier
+    (``net.output``), which is freshly initialised -- for fine-tuning on another
+    number of classes. Raises :class:`PretrainedError` (a ``ValueError``) with
+    the reason when no usable weights exist.
+    """
+    if isinstance(pretrained, os.PathLike):
+        pretrained = os.fspath(pretrained)
+    if isinstance(pretrained, str) and os.path.isfile(pretrained):
+        _load_params(net, pretrained, ctx, pretrained_classifier)
+        net.pretrained_info = {'source': 'file', 'path': os.path.abspath(pretrained)}
+        return net
+    if isinstance(pretrained, str) and not TAG_RE.match(pretrained):
+        if os.sep in pretrained or pretrained.endswith('.params') or '.' in pretrained:
+            raise PretrainedError('pretrained weights file %s does not exist' % pretrained)
+        raise PretrainedError('pretrained=%r is neither a .params file nor a sha1 prefix '
+                              '(8-40 hex digits) of published weights for %r' % (pretrained, name))
+    if pretrained is not True and not isinstance(pretrained, str):
+        raise PretrainedError('pretrained must be True, a sha1 prefix or a .params path, not %r'
+                              % (pretrained,))
+    tag = pretrained if isinstance(pretrained, str) else None
+    entry = find_entry(name, tag, None, root)
+    classes = entry.get('classes')
+    net_classes = getattr(net, 'classes', None)
+    if (pretrained_classifier and isinstance(classes, int) and isinstance(net_classes, int)
+            and classes != net_classes):
+        raise PretrainedError(
+            'the published weights for %r (sha1 %s) classify %d classes, the network was built '
+            'with classes=%d: build it with classes=%d, or pass pretrained_classifier=False to '
+            'load everything but the classifier (fine-tuning)'
+            % (name, entry['sha1'][:8], classes, net_classes, classes))
+    path = get_model_file(name, root=root, entry=entry)
+    _load_params(net, path, ctx, pretrained_classifier,
+                 what='%s (published weights for %s)' % (path, name))
+    if pretrained_classifier:
+        _set_class_attrs(net, entry)
+    info = {'source': 'store', 'path': path, 'sha1': entry['sha1'], 'entry': entry}
+    if entry.get('file'):
+        info['url'] = urllib.parse.urljoin(repo_url(), entry['file'])
+    net.pretrained_info = info
+    return net

@@ -1,0 +1,222 @@
+"""Execution backends of the training engine.
+
+A backend answers the questions in which one process and a distributed job
+differ: which devices this process drives, how the Gluon trainer aggregates
+gradients, how initial parameters and metrics travel between processes, and
+which process writes files. The training loop itself is the same.
+"""
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+import io
+import ipaddress
+import os
+import pickle
+import socket
+import warnings
+
+__all__ = ['LocalBackend', 'HorovodBackend', 'get_backend', 'under_horovod',
+           'check_gloo_hostname', 'check_gpus_present']
+
+
+def check_gpus_present(cfg, gpus, available):
+    """The GPU ids ``gpus`` exist on this machine, which has ``available`` GPUs (a runtime
+    fact; that ``train.gpus`` holds distinct non-negative ids is a config rule)."""
+    missing = [g for g in gpus if g >= available]
+    if missing:
+        raise cfg.error('train.gpus', '= %s: this machine has %d GPU(s)'
+                        % (cfg['train.gpus'], available))
+
+
+class LocalBackend:
+    """One process driving the CPU or one or more GPUs (gradients aggregated on device)."""
+    name = 'local'
+    rank = 0
+    size = 1
+    local_rank = 0
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def contexts(self, cfg):
+        """The devices of this process: ``train.gpus``, or the CPU if it is empty."""
+        gpus = cfg['train.gpus']
+        if not gpus:
+            return [mx.cpu()]
+        check_gpus_present(cfg, gpus, mx.context.num_gpus())
+        return [mx.gpu(g) for g in gpus]
+
+    def make_trainer(self, params, optimizer, optimizer_params, ctx):
+        """The Gluon trainer of ``params``, which live on the run's contexts ``ctx``."""
+        return gluon.Trainer(params, optimizer, optimizer_params, kvstore='device')
+
+    def broadcast_parameters(self, net):
+        """Nothing to do in one process."""
+
+    def allreduce_sum(self, array):
+        return np.asarray(array, dtype=np.float64)
+
+    def barrier(self):
+        """Nothing to wait for in one process."""
+
+    def load_checkpoint(self, path, net, trainer, load, restore):
+        return restore(load(path), net, trainer)
+
+
+class HorovodBackend(LocalBackend):
+    """One process per device under ``horovodrun``; gradients averaged by allreduce.
+
+    The training loop is unchanged: Horovod's ``DistributedTrainer`` sums gradients
+    across ranks and divides by the number of ranks (with ``trainer.step(batch)``
+    per process, the update uses the gradient averaged over the global batch);
+    rank 0's initial (and resumed) parameters are broadcast; metrics are summed
+    across ranks; only rank 0 writes.
+    """
+    name = 'horovod'
+
+    def __init__(self):
+        import horovod.mxnet as hvd
+        gloo_hostname_problem = check_gloo_hostname()
+        if gloo_hostname_problem:
+            warnings.warn(gloo_hostname_problem, RuntimeWarning)
+        hvd.init()
+        self.hvd = hvd
+        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self._calls = 0
+
+    def contexts(self, cfg):
+        """The CPU if ``train.gpus`` is empty, else the GPU of this process's local rank."""
+        if not cfg['train.gpus']:
+            return [mx.cpu()]
+        available = mx.context.num_gpus()
+        if available <= self.local_rank:
+            raise cfg.error('train.gpus', ': local rank %d has no GPU of its own (%d GPUs)'
+                            % (self.local_rank, available))
+        return [mx.gpu(self.local_rank)]
+
+    def make_trainer(self, params, optimizer, optimizer_params, ctx):
+        # What the run trains on decides, not what the host has: a CPU run on a GPU host
+        # has CPU (oneDNN) gradients and needs the plain-layout copies.
+        if ctx[0].device_type == 'gpu':
+            cls = self.hvd.DistributedTrainer
+        else:
+            cls = _plain_layout_trainer(self.hvd)
+        return cls(params, optimizer, optimizer_params)
+
+    def _name(self, what):
+        self._calls += 1
+        return '%s.%d' % (what, self._calls)
+
+    def broadcast_parameters(self, net):
+        # plain-layout copies: oneDNN may have reordered weights in place (see below)
+        params = net.collect_params()
+        plain = {name: mx.nd.array(p.data().asnumpy(), dtype=p.dtype)
+                 for name, p in sorted(params.items())}
+        self.hvd.broadcast_parameters(plain, root_rank=0)
+        for name, p in params.items():
+            p.set_data(plain[name])
+
+    def allreduce_sum(self, array):
+        value = mx.nd.array(np.asarray(array, dtype=np.float64), dtype='float64')
+        out = self.hvd.allreduce(value, average=False, name=self._name('allreduce'))
+        return out.asnumpy()
+
+    def barrier(self):
+        self.allreduce_sum(np.zeros(1))
+
+    def broadcast_bytes(self, data):
+        """Rank 0's ``data`` (bytes) on every rank."""
+        size = self.hvd.broadcast(mx.nd.array([len(data) if self.rank == 0 else 0],
+                                              dtype='int64'), 0, name=self._name('size'))
+        n = int(size.asscalar())
+        buf = np.frombuffer(data, dtype=np.uint8) if self.rank == 0 else np.zeros(n, np.uint8)
+        out = self.hvd.broadcast(mx.nd.array(buf, dtype='uint8'), 0, name=self._name('bytes'))
+        return out.asnumpy().tobytes()
+
+    def load_checkpoint(self, path, net, trainer, load, restore):
+        """Rank 0 reads the checkpoint; every rank restores rank 0's bytes."""
+        from .checkpoint import CheckpointError
+        error, blob = b'', b''
+        if self.rank == 0:
+            try:
+                blob = pickle.dumps(load(path), protocol=4)
+            except CheckpointError as err:
+                error = str(err).encode()
+        error = self.broadcast_bytes(error)
+        if error:
+            raise CheckpointError(error.decode())
+        ckpt = pickle.load(io.BytesIO(self.broadcast_bytes(blob)))
+        return restore(ckpt, net, trainer)
+
+
+def _plain_layout_trainer(hvd):
+    """Horovod's DistributedTrainer, reducing plain-layout copies of CPU gradients.
+
+    oneDNN leaves some CPU gradients in a blocked layout, which Horovod 0.28's MXNet
+    ops cannot read ("We can't generate TBlob for MKLDNN data"). All gradients are
+    first copied to plain arrays, reduced in one grouped allreduce per step, and
+    written back.
+    """
+    class PlainLayoutTrainer(hvd.DistributedTrainer):
+        def _allreduce_grads(self):
+            if self._process_set.size() == 1 or not self._process_set.included():
+                return
+            grads = [(i, p.list_grad()[0]) for i, p in enumerate(self._params)
+                     if p.grad_req != 'null']
+            plain = [mx.nd.array(g.asnumpy(), ctx=g.context, dtype=g.dtype) for _, g in grads]
+            hvd.grouped_allreduce_(tensors=plain, average=not self._average_in_framework,
+                                   name=self._prefix + 'grads',
+                                   prescale_factor=1.0 / self._gradient_predivide_factor,
+                                   postscale_factor=self._postscale_factor,
+                                   process_set=self._process_set)
+            for (_, g), t in zip(grads, plain):
+                g[:] = t
+    return PlainLayoutTrainer
+
+
+def check_gloo_hostname(environ=None):
+    """What is wrong, for a multi-host Gloo job, with this host's name; or None.
+
+    Horovod 0.28 binds the Gloo contexts that carry the collectives (those of its process
+    sets) to the address the host's name resolves to; ``--network-interfaces`` (Horovod's
+    ``HOROVOD_GLOO_IFACE``) is only used for the first rendezvous. A name that does not
+    resolve aborts the process ("Unable to find address for: <name>"); one that resolves to
+    a loopback address (Debian's ``127.0.1.1 <name>``) is handed to the other hosts, which
+    then connect to themselves ("Connection refused").
+    """
+    environ = os.environ if environ is None else environ
+    if ('HOROVOD_GLOO_RENDEZVOUS_ADDR' not in environ
+            or int(environ.get('HOROVOD_CROSS_SIZE', 1)) < 2):
+        return None     # not Gloo, or all ranks on one host
+    name = socket.gethostname()
+    fix = ("Horovod's Gloo binds its collectives to the address of the host name: make %r "
+           "resolve, on this host, to its address on the training network (/etc/hosts)" % name)
+    try:     # as Gloo does: the first address getaddrinfo gives
+        address = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError):
+        return 'host name %r does not resolve. %s' % (name, fix)
+    if ipaddress.ip_address(address.split('%')[0]).is_loopback:
+        return ('host name %r resolves to the loopback address %s, which the other hosts '
+                'cannot reach. %s' % (name, address, fix))
+    return None
+
+
+def under_horovod():
+    """True when this process was started by horovodrun (Gloo or MPI) or an MPI launcher:
+    one of ``HOROVOD_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMI_SIZE`` is set, whatever its
+    value -- a single-rank job included."""
+    # A one-rank horovodrun job still gets the Horovod backend: the config then means the
+    # same whatever -np is (train.gpus non-empty = the GPU of the local rank, not every
+    # listed GPU in one process), and `horovodrun -np 1` runs the distributed code path
+    # (with one rank its collectives are copies).
+    for var in ('HOROVOD_SIZE', 'OMPI_COMM_WORLD_SIZE', 'PMI_SIZE'):
+        if var in os.environ:
+            return True
+    return False
+
+
+def get_backend():
+    """The backend for this process: Horovod under horovodrun, else local."""
+    return HorovodBackend() if under_horovod() else LocalBackend()

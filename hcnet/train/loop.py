@@ -1,0 +1,544 @@
+"""The training loop, as named steps: ``train(cfg, backend)`` runs an experiment end to end.
+
+    run = setup(cfg, backend)             # checks, outputs, model, optimizer, resume, banner
+    for epoch in range(run.start_epoch, run.epochs):
+        stats = train_epoch(run, epoch)   # reseed, then train_step() per batch, log_step()
+        end_epoch(run, epoch, stats)      # validate, metrics.jsonl, checkpoints
+    finish(run)                           # curves.png, the final line
+
+What differs between one process and a Horovod job lives in the backend
+(:mod:`hcnet.train.backend`): the contexts, the Gluon trainer, broadcasting initial
+parameters, reducing metrics, and which rank writes files.
+
+Outputs (rank 0, in ``output_dir``): ``config.yaml``, ``train.log`` (what is printed),
+``metrics.jsonl`` (one record per epoch), ``steps.jsonl`` (one record per
+``train.log_interval`` steps, and one for the rest of each epoch), ``curves.png``,
+``last.ckpt``, ``best.ckpt`` and the ``epochNNNN.ckpt`` kept every ``checkpoint.every``
+epochs. A run (fresh or resumed) first drops the records of the epochs it is about to
+train from the two ``.jsonl`` files, so a redone epoch is recorded once.
+
+Reproducibility: every generator is reseeded from ``(train.seed, epoch, rank)`` at the
+start of each epoch and CPU validation runs on a copy of the weights
+(:class:`~hcnet.train.evaluate.EvalTwin`), so a CPU run resumed from a checkpoint ends
+with the parameters of an uninterrupted one, bit for bit.
+"""
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from typing import Any, List, Optional
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..fileio import atomic_path, write_text
+from .backend import LocalBackend
+from .checkpoint import load_checkpoint, restore, save_checkpoint
+from .evaluate import EvalTwin, evaluate
+from .model import build_model, check_model_name, materialise
+from .schedule import WarmupSchedule, build_schedule, scaled_lr
+
+__all__ = ['train', 'Run', 'EpochStats', 'setup', 'train_epoch', 'train_step', 'log_step',
+           'end_epoch', 'finish', 'prepare', 'build_model', 'materialise', 'check_model_name',
+           'check_dataset_classes', 'check_steps', 'check_labels', 'build_trainer',
+           'setup_logging', 'plot_curves', 'read_jsonl', 'use_amp',
+           # re-exported from their modules
+           'evaluate', 'EvalTwin', 'WarmupSchedule', 'scaled_lr']
+
+log = logging.getLogger('hcnet')
+
+METRICS, STEPS, CURVES, LOG = 'metrics.jsonl', 'steps.jsonl', 'curves.png', 'train.log'
+
+
+# --------------------------------------------------------------------------------------
+# the state of a run
+
+@dataclasses.dataclass
+class Run:
+    """Everything the steps of a run share; built by :func:`setup`."""
+    cfg: Any
+    backend: Any
+    ctx: List[Any]
+    output_dir: str
+    data: Any                 # hcnet.train.data.DataBundle
+    net: Any
+    trainer: Any
+    schedule: WarmupSchedule
+    steps: int                # training steps per epoch
+    epochs: int
+    total_batch: int          # images per step, all processes together
+    lr: float                 # peak lr (train.lr scaled to total_batch)
+    in_dtype: str             # dtype of the network's inputs
+    amp: Any = None           # mxnet.contrib.amp when training with AMP
+    eval_twin: Optional[EvalTwin] = None
+    loss_fn: Any = None
+    start_epoch: int = 0      # first epoch to train (0-based): > 0 after a resume
+    best: float = -1.0        # best validation top-1 so far
+    result: dict = dataclasses.field(default_factory=dict)   # the last epoch's metrics
+
+    def path(self, name):
+        """``name`` in the run directory."""
+        return os.path.join(self.output_dir, name)
+
+
+@dataclasses.dataclass
+class EpochStats:
+    """Running totals of one epoch on this process (see :func:`train_epoch`)."""
+    epoch: int
+    tic: float                # when the epoch started
+    seen: int = 0             # images trained on
+    loss_sum: float = 0.0     # summed per-image loss
+    loss_n: int = 0
+    train_time: float = 0.0   # seconds of training (set at the end of the epoch)
+    # the current log interval
+    window_sum: float = 0.0
+    window_n: int = 0
+    window_tic: float = 0.0
+
+
+# --------------------------------------------------------------------------------------
+# checks on runtime facts (the config's own rules are hcnet.train.config.validate)
+
+def check_dataset_classes(cfg, data):
+    """``model.classes`` is the number of classes the dataset defines, where its files tell
+    (``image_folder``'s class folders); ``imagenet_rec`` does not, see :func:`check_labels`."""
+    if data.num_classes is not None and data.num_classes != cfg['model.classes']:
+        raise cfg.error('model.classes', '= %d but %s has %d classes'
+                        % (cfg['model.classes'], cfg['data.dataset'], data.num_classes))
+
+
+def check_steps(cfg, data, steps):
+    """At least one training step per epoch for this rank."""
+    if steps < 1:
+        raise cfg.error('train.batch_size', '= %d is larger than the %d training images per rank'
+                        % (cfg['train.batch_size'], data.num_train))
+
+
+def check_labels(cfg, label):
+    """Every label of a training batch is a class of the network (``model.classes``): a
+    larger one would silently get an all-zero target."""
+    y = label.asnumpy()
+    bad = y[(y < 0) | (y >= cfg['model.classes'])]
+    if bad.size:
+        raise cfg.error('model.classes', '= %d but the %s training data has label %g'
+                        % (cfg['model.classes'], cfg['data.dataset'], bad[0]))
+
+
+def _resolve_resume(cfg, output_dir):
+    resume = cfg['resume']
+    if resume in ('', False, None):
+        return None
+    if resume == 'auto' or resume is True:
+        path = os.path.join(output_dir, 'last.ckpt')
+        return path if os.path.isfile(path) else None
+    if not os.path.isfile(resume):
+        raise cfg.error('resume', '= %s: no such checkpoint file' % resume)
+    return resume
+
+
+def prepare(cfg, backend):
+    """The checks that need this process's facts (installed zoos, GPUs), before any work:
+    returns ``(ctx, output_dir)``."""
+    check_model_name(cfg)
+    ctx = backend.contexts(cfg)
+    output_dir = cfg['output_dir'].format(name=cfg.name)
+    return ctx, output_dir
+
+
+def use_amp(cfg):
+    return cfg['train.dtype'] == 'bfloat16' or (cfg['train.dtype'] == 'float16' and cfg['train.amp'])
+
+
+# --------------------------------------------------------------------------------------
+# logging and outputs
+
+def setup_logging(output_dir, is_root):
+    log.setLevel(logging.INFO)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    log.propagate = False
+    if not is_root:
+        log.addHandler(logging.NullHandler())
+        return
+    fmt = logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S')
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(output_dir, LOG))):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+
+
+def read_jsonl(path):
+    """The records of a ``.jsonl`` file; a line that does not parse (the tail a killed
+    process left) is skipped. A missing file has none."""
+    rows = []
+    if not os.path.isfile(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def _append_jsonl(path, record):
+    with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
+def _trim_records(path, done_epochs):
+    """Keep the records of epochs 1..``done_epochs`` of ``path`` (rewritten atomically): a
+    resumed run redoes the rest, a fresh run (0) starts an empty file."""
+    kept = [r for r in read_jsonl(path) if r.get('epoch', math.inf) <= done_epochs]
+    write_text(path, ''.join(json.dumps(r) + '\n' for r in kept))
+
+
+def plot_curves(metrics_path, png_path, steps_path=None):
+    """Training curves to a PNG (written atomically): training loss and lr per log interval
+    (``steps.jsonl``, x = fractional epoch) with the per-epoch values (``metrics.jsonl``)
+    as markers, beside the per-epoch validation accuracy."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = read_jsonl(metrics_path)
+    points = read_jsonl(steps_path) if steps_path else []
+    if not rows and not points:
+        return
+    x = [p['epoch'] - 1 + p['step'] / p['steps'] for p in points]
+    epochs = [r['epoch'] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    if points:
+        axes[0].plot(x, [p['loss'] for p in points], lw=1, marker='.', label='per log interval')
+    axes[0].plot([e - 0.5 for e in epochs], [r['train_loss'] for r in rows], 'o',
+                 label='epoch mean (mid-epoch)')
+    axes[0].set_title('training loss')
+    axes[0].legend()
+    axes[1].plot(epochs, [r['val_top1'] for r in rows], marker='o', label='top-1')
+    axes[1].plot(epochs, [r['val_top5'] for r in rows], marker='o', label='top-5')
+    axes[1].set_title('validation accuracy (%)')
+    axes[1].legend()
+    if points:
+        axes[2].plot(x, [p['lr'] for p in points], lw=1, marker='.', label='per log interval')
+    axes[2].plot(epochs, [r['lr'] for r in rows], 'o', label='end of epoch')
+    axes[2].set_title('learning rate')
+    axes[2].legend()
+    for ax in axes:
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------
+# setup
+
+def _seed_all(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    mx.random.seed(seed % 2 ** 31)
+
+
+def _no_weight_decay(net):
+    for name, p in net.collect_params().items():
+        if name.endswith(('_bias', '_gamma', '_beta')):
+            p.wd_mult = 0.0
+
+
+def build_trainer(cfg, net, backend, ctx, lr, schedule):
+    """The backend's Gluon trainer with ``train.optimizer`` and its options."""
+    opt_params = {'learning_rate': lr, 'wd': cfg['train.wd'], 'lr_scheduler': schedule}
+    opt_params['momentum'] = cfg['train.momentum']
+    if cfg['train.optimizer'] == 'lbsgd':
+        from . import optim  # noqa: F401  (registers hcnet's lbsgd)
+        opt_params['lars'] = cfg['train.lars']
+    if cfg['train.dtype'] == 'float16':
+        opt_params['multi_precision'] = True
+    return backend.make_trainer(net.collect_params(), cfg['train.optimizer'], opt_params, ctx)
+
+
+def setup(cfg, backend=None):
+    """Checks, the run directory, logging, data, model, optimizer, resume: a :class:`Run`.
+
+    Nothing is written before the checks that can fail on user input have passed. The
+    order of random draws is part of the contract (initial weights come from
+    ``train.seed``).
+    """
+    from .data import build_data
+
+    backend = backend or LocalBackend()
+    ctx, output_dir = prepare(cfg, backend)
+    per_process = cfg['train.batch_size'] * len(ctx)
+    data = build_data(cfg, batch_size=per_process, rank=backend.rank, num_ranks=backend.size)
+    try:
+        return _setup(cfg, backend, ctx, output_dir, per_process, data)
+    except BaseException:
+        data.close()
+        raise
+
+
+def _setup(cfg, backend, ctx, output_dir, per_process, data):
+    check_dataset_classes(cfg, data)
+    steps = len(data.train)
+    if cfg['train.steps_per_epoch']:
+        steps = min(steps, cfg['train.steps_per_epoch'])
+    check_steps(cfg, data, steps)
+    if backend.is_root:
+        os.makedirs(output_dir, exist_ok=True)
+        cfg.dump(os.path.join(output_dir, 'config.yaml'))
+    backend.barrier()
+    setup_logging(output_dir, backend.is_root)
+
+    _seed_all(cfg['train.seed'])
+    amp = None
+    if use_amp(cfg):
+        from mxnet.contrib import amp
+        amp.init(target_dtype=cfg['train.dtype'])
+    net = build_model(cfg, ctx)
+    if cfg['train.dtype'] == 'float16' and not cfg['train.amp']:
+        net.cast('float16')
+    if cfg['train.no_wd_bn_bias']:
+        _no_weight_decay(net)
+    net.hybridize(static_alloc=True, static_shape=True)
+    backend.broadcast_parameters(net)
+
+    total_batch = per_process * backend.size
+    lr = scaled_lr(cfg, total_batch)
+    schedule = build_schedule(cfg, steps, total_batch)
+    trainer = build_trainer(cfg, net, backend, ctx, lr, schedule)
+    if amp is not None:
+        amp.init_trainer(trainer)
+    in_dtype = 'float16' if cfg['train.dtype'] == 'float16' and not cfg['train.amp'] else 'float32'
+    run = Run(cfg=cfg, backend=backend, ctx=ctx, output_dir=output_dir, data=data, net=net,
+              trainer=trainer, schedule=schedule, steps=steps, epochs=cfg['train.epochs'],
+              total_batch=total_batch, lr=lr, in_dtype=in_dtype, amp=amp)
+
+    resume_path = _resolve_resume(cfg, output_dir)
+    if resume_path:
+        meta = backend.load_checkpoint(resume_path, net, trainer, load_checkpoint, restore)
+        run.start_epoch, run.best = meta['epoch'] + 1, meta.get('best_top1', -1.0)
+        log.info('resumed from %s at epoch %d (update %d)', resume_path, run.start_epoch,
+                 trainer.optimizer.num_update)
+    if backend.is_root:
+        # the records of the epochs still to come are redone (or, in a fresh run, all)
+        for name in (METRICS, STEPS):
+            _trim_records(run.path(name), run.start_epoch)
+
+    log.info('model %s | %s on %s | %d process(es) x %d device(s) x %d images = batch %d | '
+             'lr %.4g (train.lr %.4g x %d / %d) | %d steps/epoch, %d epochs | dtype %s%s',
+             cfg['model.name'], cfg['data.dataset'], ctx[0].device_type, backend.size, len(ctx),
+             cfg['train.batch_size'], total_batch, lr, cfg['train.lr'], total_batch,
+             cfg['train.reference_batch'], steps, run.epochs, cfg['train.dtype'],
+             ' (AMP)' if amp is not None else '')
+
+    run.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
+    # On CPU, validation runs on a copy of the parameters (see EvalTwin). Building it draws
+    # random numbers; every epoch reseeds all generators first.
+    if ctx[0].device_type == 'cpu':
+        run.eval_twin = EvalTwin(cfg, ctx, net, in_dtype)
+    return run
+
+
+# --------------------------------------------------------------------------------------
+# one step, one epoch
+
+def _logits(out):
+    """The main output as float32 (networks with auxiliary heads return a list)."""
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    return out.astype('float32')
+
+
+def _targets(label, classes, smoothing, mixup_lam=None, perm=None):
+    onehot = mx.nd.one_hot(label, classes)
+    if smoothing:
+        onehot = onehot * (1 - smoothing) + smoothing / classes
+    if mixup_lam is not None:
+        onehot = mixup_lam * onehot + (1 - mixup_lam) * onehot.take(perm)
+    return onehot
+
+
+def _draw_mixup(rng, alpha, batch):
+    """Mixup's ``(lambda, permutation)`` for one batch, from the epoch's generator."""
+    lam = float(rng.beta(alpha, alpha))
+    return lam, mx.nd.array(rng.permutation(batch))
+
+
+def train_step(run, data, label, mixup=None):
+    """One optimizer update on the batch ``(data, label)`` (NDArrays on the CPU, sparse
+    labels); ``mixup`` is ``(lambda, permutation)`` or None.
+
+    Returns the batch's loss summed over its images (a float; it waits for the step).
+    """
+    cfg = run.cfg
+    lam, perm = mixup if mixup is not None else (None, None)
+    if mixup is not None:
+        data = lam * data + (1 - lam) * data.take(perm)
+    target = _targets(label, cfg['model.classes'], cfg['train.label_smoothing'], lam, perm)
+    xs = gluon.utils.split_and_load(data.astype(run.in_dtype, copy=False), run.ctx)
+    ts = gluon.utils.split_and_load(target, run.ctx)
+    with autograd.record():
+        losses = [run.loss_fn(_logits(run.net(x)), t) for x, t in zip(xs, ts)]
+        if run.amp is not None:
+            with run.amp.scale_loss(losses, run.trainer) as scaled:
+                autograd.backward(scaled)
+        else:
+            autograd.backward(losses)
+    run.trainer.step(data.shape[0])
+    return sum(l.sum().asscalar() for l in losses)
+
+
+def _seed_epoch(run, epoch):
+    """Reseed every generator for ``epoch``; returns the epoch's Mixup generator."""
+    seed, rank = run.cfg['train.seed'], run.backend.rank
+    _seed_all(seed * 100003 + epoch * 1009 + rank)
+    return np.random.RandomState((seed * 7919 + epoch * 31 + rank) % 2 ** 32)
+
+
+def log_step(run, stats, step):
+    """The log line and the ``steps.jsonl`` record of the interval ending at ``step``
+    (0-based) of ``stats.epoch``; starts the next interval. Loss: this process's mean
+    over the interval; img/s: all processes."""
+    now = time.time()
+    loss = float(stats.window_sum / max(1, stats.window_n))
+    speed = float(stats.window_n * run.backend.size / max(now - stats.window_tic, 1e-9))
+    lr = float(run.trainer.learning_rate)
+    epoch = stats.epoch
+    log.info('epoch %d/%d  step %d/%d  loss %.4f  lr %.4g  %.0f img/s', epoch + 1, run.epochs,
+             step + 1, run.steps, loss, lr, speed)
+    if run.backend.is_root:
+        _append_jsonl(run.path(STEPS), {
+            'epoch': epoch + 1, 'step': step + 1, 'steps': run.steps,
+            'global_step': epoch * run.steps + step + 1, 'loss': round(loss, 6), 'lr': lr,
+            'img_per_s': round(speed, 1), 'time': round(now, 3)})
+    stats.window_sum, stats.window_n, stats.window_tic = 0.0, 0, now
+
+
+def train_epoch(run, epoch):
+    """Train epoch ``epoch`` (0-based): reseed, then :func:`train_step` on each of its
+    ``run.steps`` batches, with a progress bar, and :func:`log_step` every
+    ``train.log_interval`` steps and at the epoch's last step (which closes a shorter
+    interval). Returns the epoch's :class:`EpochStats`."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    cfg, backend = run.cfg, run.backend
+    mix_rng = _seed_epoch(run, epoch)
+    alpha = cfg['train.mixup_alpha']
+    mixup = alpha > 0 and epoch < run.epochs - cfg['train.mixup_off_epochs']
+    interval = cfg['train.log_interval']
+    stats = EpochStats(epoch=epoch, tic=time.time())
+    stats.window_tic = stats.tic
+    bar = tqdm(total=run.steps, desc='epoch %d/%d' % (epoch + 1, run.epochs), unit='step',
+               disable=not backend.is_root, dynamic_ncols=True, leave=False)
+    # log lines while the bar is shown: printed above it (the bar is redrawn)
+    redirect = logging_redirect_tqdm([log]) if backend.is_root else contextlib.nullcontext()
+    with redirect:
+        for step, (data, label) in enumerate(run.data.train.epoch(epoch)):
+            if step >= run.steps:
+                break
+            check_labels(cfg, label)
+            mix = _draw_mixup(mix_rng, alpha, data.shape[0]) if mixup else None
+            batch_loss = train_step(run, data, label, mix)
+            if not math.isfinite(batch_loss):
+                raise FloatingPointError('loss became %s at epoch %d step %d; lower train.lr'
+                                         % (batch_loss, epoch, step))
+            n = data.shape[0]
+            stats.loss_sum += batch_loss
+            stats.loss_n += n
+            stats.seen += n
+            stats.window_sum += batch_loss
+            stats.window_n += n
+            speed = stats.seen * backend.size / max(time.time() - stats.tic, 1e-9)
+            bar.set_postfix(loss='%.4f' % (stats.loss_sum / stats.loss_n),
+                            lr='%.4g' % run.trainer.learning_rate, img_s='%.0f' % speed,
+                            refresh=False)
+            bar.update(1)
+            if (step + 1) % interval == 0 or step + 1 == run.steps:
+                log_step(run, stats, step)
+        bar.close()
+    stats.train_time = time.time() - stats.tic
+    return stats
+
+
+# --------------------------------------------------------------------------------------
+# end of an epoch, end of the run
+
+def end_epoch(run, epoch, stats):
+    """Validate, log, append the epoch's record to ``metrics.jsonl`` and write the
+    checkpoints (rank 0); returns the record (every rank)."""
+    backend, cfg = run.backend, run.cfg
+    train_loss = float(backend.allreduce_sum(np.array([stats.loss_sum, stats.loss_n]))[0]
+                       / max(1, backend.allreduce_sum(np.array([stats.loss_n]))[0]))
+    # Let the last step finish first: BatchNorm's backward pass updates the running
+    # statistics, which it declares to the engine as inputs only, so an engine-ordered
+    # read of them could still see the previous values.
+    mx.nd.waitall()
+    eval_net = run.eval_twin.sync() if run.eval_twin is not None else run.net
+    top1, top5, n_val = evaluate(eval_net, run.data.val, run.ctx, backend, run.in_dtype)
+    speed = stats.seen * backend.size / max(stats.train_time, 1e-9)
+    lr = run.trainer.learning_rate
+    result = {'epoch': epoch + 1, 'train_loss': round(train_loss, 6),
+              'val_top1': round(top1, 4), 'val_top5': round(top5, 4), 'val_images': n_val,
+              'lr': lr, 'img_per_s': round(speed, 1),
+              'epoch_time_s': round(stats.train_time, 2),
+              'wall_time_s': round(time.time() - stats.tic, 2),
+              'skipped_images': run.data.skipped()}
+    is_best = top1 > run.best
+    run.best = max(run.best, top1)
+    log.info('epoch %d/%d  train loss %.4f  val top-1 %.2f%%  top-5 %.2f%%  lr %.4g  '
+             '%.0f img/s  %.0fs', epoch + 1, run.epochs, train_loss, top1, top5, lr, speed,
+             stats.train_time)
+    if backend.is_root:
+        _append_jsonl(run.path(METRICS), result)
+        meta = {'epoch': epoch, 'best_top1': run.best, 'model': cfg['model.name'],
+                'classes': cfg['model.classes'], 'top1': top1, 'config': cfg.nested()}
+        _write_checkpoints(run, meta, epoch, is_best)
+    backend.barrier()
+    run.result = result
+    return result
+
+
+def _write_checkpoints(run, meta, epoch, is_best):
+    cfg, net, trainer = run.cfg, run.net, run.trainer
+    save_checkpoint(run.path('last.ckpt'), net, trainer, meta)
+    if is_best:
+        save_checkpoint(run.path('best.ckpt'), net, None, meta)
+    if (epoch + 1) % cfg['checkpoint.every'] == 0:
+        save_checkpoint(run.path('epoch%04d.ckpt' % (epoch + 1)), net, trainer, meta)
+        kept = sorted(f for f in os.listdir(run.output_dir)
+                      if f.startswith('epoch') and f.endswith('.ckpt'))
+        for old in kept[:-cfg['checkpoint.keep']]:
+            os.remove(run.path(old))
+
+
+def finish(run):
+    """Draw ``curves.png`` and log the final line (rank 0); returns the last epoch's
+    metrics on rank 0, ``{}`` elsewhere."""
+    if not run.backend.is_root:
+        return {}
+    if os.path.isfile(run.path(METRICS)):
+        plot_curves(run.path(METRICS), run.path(CURVES), run.path(STEPS))
+        log.info('final val top-1 %.2f%% (best %.2f%%); outputs in %s',
+                 run.result.get('val_top1', float('nan')), run.best, run.output_dir)
+    return run.result
+
+
+def train(cfg, backend=None):
+    """Train ``cfg``; returns the final metrics dict (rank 0's view)."""
+    run = setup(cfg, backend)
+    try:
+        for epoch in range(run.start_epoch, run.epochs):
+            stats = train_epoch(run, epoch)
+            end_epoch(run, epoch, stats)
+        return finish(run)
+    finally:
+        run.data.close()
