@@ -46,7 +46,8 @@ def test_two_processes_train_and_only_rank0_writes(tmp_path):
     assert text.count('final: epoch 2') == 1
     assert text.count('epoch 1/2  train loss') == 1
     assert sorted(os.listdir(out)) == sorted(
-        ['config.yaml', 'train.log', 'metrics.jsonl', 'steps.jsonl', 'curves.png', 'last.ckpt',
+        ['.lock', 'config.yaml', 'train.log', 'metrics.jsonl', 'steps.jsonl', 'curves.png',
+         'last.ckpt',
          'best.ckpt', 'epoch0001.ckpt', 'epoch0002.ckpt'])
     assert load_checkpoint(os.path.join(out, 'last.ckpt'))['meta']['epoch'] == 1
 

@@ -187,11 +187,11 @@ def test_setup_returns_a_run_and_writes_only_the_run_files(tmp_path):
         assert (run.steps, run.epochs, run.start_epoch, run.total_batch) == (4, 3, 0, 8)
         assert run.ctx == [mx.cpu()] and run.eval_twin is not None and run.amp is None
         assert run.lr == pytest.approx(0.05) and run.trainer.learning_rate == pytest.approx(0.05)
-        assert sorted(os.listdir(out)) == ['config.yaml', 'metrics.jsonl', 'steps.jsonl',
-                                           'train.log']
+        assert sorted(os.listdir(out)) == ['.lock', 'config.yaml', 'metrics.jsonl',
+                                           'steps.jsonl', 'train.log']
         assert open(run.path('metrics.jsonl')).read() == ''
     finally:
-        run.data.close()
+        run.close()
 
 
 def test_train_step_updates_the_parameters_and_lowers_the_loss(tmp_path):
@@ -227,7 +227,7 @@ def test_train_epoch_and_end_epoch_write_metrics_and_checkpoints(tmp_path):
     for name, value in now.items():
         np.testing.assert_array_equal(ckpt['params'][name], value, err_msg=name)
     assert loop.finish(run) == result and os.path.isfile(os.path.join(out, 'curves.png'))
-    run.data.close()
+    run.close()
 
 
 def test_log_interval_writes_log_lines_steps_jsonl_and_curves(tmp_path, monkeypatch):
@@ -343,29 +343,3 @@ def test_local_backend_names_gpus_this_machine_lacks(monkeypatch):
     cfg = load_config(None, ['train.gpus=[0, 3]'])
     with pytest.raises(ConfigError, match=r'train.gpus = \[0, 3\]: this machine has 1 GPU'):
         backend_mod.LocalBackend().contexts(cfg)
-
-
-def test_a_checkpoint_from_before_the_train_package_resumes(tmp_path, monkeypatch):
-    """Trainer states pickle the lr schedule's class: hcnet.engine.WarmupSchedule before the
-    move to hcnet.train; restore() maps the old module names."""
-    import types
-    from hcnet.train.checkpoint import restore, save_checkpoint
-    from hcnet.train.schedule import WarmupSchedule
-    run = loop.setup(tiny_cfg(str(tmp_path / 'run')))
-    run.data.close()
-    data, label = next(iter(run.data.train.epoch(0)))
-    loop.train_step(run, data, label)
-    old = types.ModuleType('hcnet.engine')
-    old.WarmupSchedule = WarmupSchedule
-    with monkeypatch.context() as m:
-        m.setitem(sys.modules, 'hcnet.engine', old)
-        m.setattr(WarmupSchedule, '__module__', 'hcnet.engine')
-        path = str(tmp_path / 'old.ckpt')
-        save_checkpoint(path, run.net, run.trainer, {'epoch': 0})
-    ckpt = load_checkpoint(path)
-    assert b'hcnet.engine' in ckpt['trainer'] and 'hcnet.engine' not in sys.modules
-    fresh = loop.setup(tiny_cfg(str(tmp_path / 'fresh')))
-    fresh.data.close()
-    restore(ckpt, fresh.net, fresh.trainer)
-    assert fresh.trainer.optimizer.num_update == 1
-    assert isinstance(fresh.trainer.optimizer.lr_scheduler, WarmupSchedule)

@@ -25,7 +25,7 @@ import argparse
 import os
 import sys
 
-from ..model_zoo import PretrainedError, check_params_fit, get_model, is_model
+from ..model_zoo import PretrainedError, check_params_fit, get_model, get_model_cfg, is_model
 from ..model_zoo.builder import imagenet1k
 from ..store.publish import PublishError, publish_params
 
@@ -100,7 +100,8 @@ def publish(checkpoint, out_dir, name=None, use_zip=False, synset=None, class_na
 
     top1 = meta.get('top1')
     info = {'model': meta.get('model') or name, 'dataset': data_cfg.get('dataset'),
-            'classes': classes, 'input_size': data_cfg.get('input_size'),
+            'classes': classes,
+            'input_size': data_cfg.get('input_size') or get_model_cfg(name).input_size,
             'top1': round(float(top1), 4) if isinstance(top1, (int, float)) else None,
             'best_top1': meta.get('best_top1'), 'epoch': meta.get('epoch'), 'config': config,
             'synset': synset, 'class_names': names, 'class_names_long': long_names}

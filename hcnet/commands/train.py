@@ -8,7 +8,9 @@
 
 A bare config name is looked up in $HCNET_CONFIG_PATH, then in the configs shipped with
 hcnet (``hcnet configs`` lists them); KEY=VALUE pairs override it.
-Bad configuration ends with one line on stderr and exit code 2, before any work.
+Bad configuration ends with one line on stderr and exit code 2, before any work. Exit codes:
+0 done, 2 bad input (config, checkpoint, pretrained weights), 3 the loss diverged (NaN/inf),
+74 the run's files cannot be written (disk full, read-only), 130 interrupted.
 """
 import argparse
 import sys
@@ -29,17 +31,25 @@ def main(argv=None):
     parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE')
     args = parser.parse_args(argv)
     overrides = list(args.overrides) + ([] if args.resume is None else ['resume=%s' % args.resume])
+    from ..train import loop
     try:
         cfg = load_config(args.config, overrides)
         from ..train.backend import get_backend
-        from ..train.loop import train
-        result = train(cfg, get_backend())
+        result = loop.train(cfg, get_backend())
     except (ConfigError, CheckpointError, PretrainedError) as err:
         print('error: %s' % err, file=sys.stderr)
-        return 2
+        return loop.EXIT_USER
+    except loop.Diverged as err:
+        print('error: %s' % err, file=sys.stderr)
+        return loop.EXIT_DIVERGED
+    except OSError as err:                     # a full disk, a read-only or vanished output
+        where = ' (%s)' % err.filename if getattr(err, 'filename', None) else ''
+        print('error: cannot write the run\'s files: %s%s' % (err.strerror or err, where),
+              file=sys.stderr)
+        return loop.EXIT_IO
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
-        return 130
+        return loop.EXIT_INTERRUPTED
     if result:
         print('final: epoch %d  val top-1 %.2f%%  top-5 %.2f%%'
               % (result['epoch'], result['val_top1'], result['val_top5']))

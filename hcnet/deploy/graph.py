@@ -92,6 +92,7 @@ from mxnet import gluon
 from mxnet.gluon import nn
 
 from ..nn.activations import HardSigmoid, HardSwish, Swish
+from ..fileio import atomic_path
 from ..nn.utils import walk_blocks
 from ..nn.blocks import IdleBlock, MBBlock, SEModule, channel_shuffle, concat_channels
 
@@ -808,17 +809,15 @@ def export(net, prefix, input_size=None, **options):
     """Write the inference graph of ``net`` as ``PREFIX-symbol.json`` + ``PREFIX-0000.params``.
 
     They load with ``gluon.SymbolBlock.imports`` and convert with
-    ``mx.onnx.export_model`` (see ``scripts/export_model.py``); returns the two paths.
+    ``mx.onnx.export_model`` (see :mod:`hcnet.deploy.onnx`); returns the two paths.
     """
     graph = to_symbol(net, input_size, **options)
     sym_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
-    tmp = '.%d.tmp' % os.getpid()
-    graph.symbol.save(sym_file + tmp)
     save = {'arg:' + k: v for k, v in graph.arg_params.items()}
     save.update({'aux:' + k: v for k, v in graph.aux_params.items()})
-    mx.nd.save(params_file + tmp, save)
-    os.replace(sym_file + tmp, sym_file)
-    os.replace(params_file + tmp, params_file)
+    with atomic_path(sym_file) as sym_tmp, atomic_path(params_file) as params_tmp:
+        graph.symbol.save(sym_tmp)
+        mx.nd.save(params_tmp, save)
     return sym_file, params_file
 
 

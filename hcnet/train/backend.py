@@ -9,10 +9,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-import io
 import ipaddress
 import os
-import pickle
 import socket
 import warnings
 
@@ -136,18 +134,23 @@ class HorovodBackend(LocalBackend):
         return out.asnumpy().tobytes()
 
     def load_checkpoint(self, path, net, trainer, load, restore):
-        """Rank 0 reads the checkpoint; every rank restores rank 0's bytes."""
-        from .checkpoint import CheckpointError
+        """Rank 0 reads and checks the checkpoint file; every rank parses rank 0's bytes
+        with the same loader (arrays and JSON, never pickle) and restores them."""
+        from .checkpoint import CheckpointError, load_checkpoint_bytes
         error, blob = b'', b''
         if self.rank == 0:
             try:
-                blob = pickle.dumps(load(path), protocol=4)
+                with open(path, 'rb') as f:
+                    blob = f.read()
+                load_checkpoint_bytes(blob, path)            # the checks, one error line
+            except OSError as err:
+                error = ('cannot read checkpoint %s (%s)' % (path, err.strerror)).encode()
             except CheckpointError as err:
                 error = str(err).encode()
         error = self.broadcast_bytes(error)
         if error:
             raise CheckpointError(error.decode())
-        ckpt = pickle.load(io.BytesIO(self.broadcast_bytes(blob)))
+        ckpt = load_checkpoint_bytes(self.broadcast_bytes(blob), path)
         return restore(ckpt, net, trainer)
 
 

@@ -144,6 +144,8 @@ SCHEMA = {
                    'run directory; {name} = the config file name without .yaml'),
     'resume': ('', (str, bool), None, "'' = fresh run, 'auto' = the run dir's last checkpoint, "
                                      'or a checkpoint path'),
+    'overwrite': (False, bool, None, 'a fresh run may replace the run in output_dir (its '
+                                     'checkpoints and records are removed first)'),
     # --- what the config reproduces (informational) --------------------------------
     'paper.table': (None, _OPT_NUM, None, "the paper's table this config reproduces"),
     'paper.row': (None, _OPT_STR, None, "the row's label in that table"),

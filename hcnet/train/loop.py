@@ -39,12 +39,12 @@ from mxnet import autograd, gluon
 
 from ..fileio import atomic_path, write_text
 from .backend import LocalBackend
-from .checkpoint import load_checkpoint, restore, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
 from .evaluate import EvalTwin, evaluate
 from .model import build_model, check_model_name, materialise
 from .schedule import WarmupSchedule, build_schedule, scaled_lr
 
-__all__ = ['train', 'Run', 'EpochStats', 'setup', 'train_epoch', 'train_step', 'log_step',
+__all__ = ['Diverged', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_IO', 'EXIT_INTERRUPTED', 'train', 'Run', 'EpochStats', 'setup', 'train_epoch', 'train_step', 'log_step',
            'end_epoch', 'finish', 'prepare', 'build_model', 'materialise', 'check_model_name',
            'check_dataset_classes', 'check_steps', 'check_labels', 'build_trainer',
            'setup_logging', 'plot_curves', 'read_jsonl', 'use_amp',
@@ -52,6 +52,17 @@ __all__ = ['train', 'Run', 'EpochStats', 'setup', 'train_epoch', 'train_step', '
            'evaluate', 'EvalTwin', 'WarmupSchedule', 'scaled_lr']
 
 log = logging.getLogger('hcnet')
+
+
+class Diverged(FloatingPointError):
+    """The training loss became NaN or infinite (the message names the 1-based epoch and
+    step); ``hcnet train`` exits with :data:`EXIT_DIVERGED`."""
+
+
+#: exit codes of ``hcnet train``: bad input (config, checkpoint, weights) 2, a diverged run
+#: 3, an output that cannot be written (disk full, read-only, ...) 74 (EX_IOERR),
+#: interrupted 130
+EXIT_USER, EXIT_DIVERGED, EXIT_IO, EXIT_INTERRUPTED = 2, 3, 74, 130
 
 METRICS, STEPS, CURVES, LOG = 'metrics.jsonl', 'steps.jsonl', 'curves.png', 'train.log'
 
@@ -81,6 +92,13 @@ class Run:
     start_epoch: int = 0      # first epoch to train (0-based): > 0 after a resume
     best: float = -1.0        # best validation top-1 so far
     result: dict = dataclasses.field(default_factory=dict)   # the last epoch's metrics
+    lock: Any = None          # the RunLock rank 0 holds on output_dir
+
+    def close(self):
+        """Stop the data workers and release the run directory."""
+        self.data.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def path(self, name):
         """``name`` in the run directory."""
@@ -130,13 +148,133 @@ def check_labels(cfg, label):
                         % (cfg['model.classes'], cfg['data.dataset'], bad[0]))
 
 
+#: the files a run writes in its directory (a fresh run with overwrite=true removes them)
+def _run_files(output_dir):
+    try:
+        names = sorted(os.listdir(output_dir))
+    except OSError:
+        return []
+    return [f for f in names if f in ('last.ckpt', 'best.ckpt', METRICS, STEPS, CURVES, LOG)
+            or (f.startswith('epoch') and f.endswith('.ckpt'))]
+
+
+class RunLock:
+    """An exclusive ``fcntl`` lock on ``OUTPUT_DIR/.lock`` for the life of a run, so two runs
+    started at once on one directory cannot both proceed. The kernel drops the lock when its
+    process dies: the file a killed run left is taken over, with a warning."""
+
+    NAME = '.lock'
+
+    def __init__(self, output_dir):
+        self.path, self.fd = os.path.join(output_dir, self.NAME), None
+
+    def acquire(self, cfg):
+        import fcntl
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise cfg.error('output_dir', '= %s cannot be created (%s)'
+                            % (directory, err.strerror or err)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode('ascii', 'replace').strip() or '?'
+            os.close(fd)
+            raise cfg.error('output_dir', '= %s is in use by another run (pid %s); wait for it '
+                            'or use another output_dir' % (directory, holder)) from None
+        previous = os.read(fd, 64).decode('ascii', 'replace').strip()
+        if previous:
+            log.warning('%s was left by run %s, which ended without releasing it: taken over',
+                        self.path, previous)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+
+    def release(self):
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)       # an empty lock file: released cleanly
+            os.close(self.fd)
+            self.fd = None
+
+
+def check_run_directory(cfg, output_dir):
+    """One run per directory: a fresh run (no ``resume``) refuses a directory that holds a
+    run's checkpoints or metrics, unless ``overwrite`` is set (then they are removed, by
+    :func:`_clear_run_files`, once the other checks have passed)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise cfg.error('output_dir', '= %s exists and is not a directory' % output_dir)
+    if cfg['resume'] not in ('', False, None) or cfg['overwrite']:
+        return
+    held = [f for f in _run_files(output_dir) if f.endswith('.ckpt') or
+            (f == METRICS and os.path.getsize(os.path.join(output_dir, f)) > 0)]
+    if held:
+        raise cfg.error('output_dir', '= %s holds a run (%s): continue it with resume=auto, '
+                        'or start anew with another output_dir or overwrite=true (which removes '
+                        'its checkpoints and records)' % (output_dir, ', '.join(held[:3])))
+
+
+def _clear_run_files(cfg, output_dir):
+    if cfg['overwrite'] and cfg['resume'] in ('', False, None):
+        for f in _run_files(output_dir):
+            os.remove(os.path.join(output_dir, f))
+
+
+#: keys that change what a checkpoint's state means: a resume with another value is refused
+RESUME_FIXED = ('model.name', 'model.classes', 'model.kwargs', 'train.optimizer',
+                'train.dtype', 'data.input_size')
+
+
+def check_resume(cfg, meta, total_batch, path):
+    """What may change on resume: the recipe (schedule, lr, wd, epochs, augmentation, ...)
+    is the current config's, and each changed key is logged; keys of :data:`RESUME_FIXED`
+    and the total batch are the checkpoint's, and another value is a ConfigError."""
+    from .config import _flatten
+    old = _flatten(meta.get('config') or {})
+    for key in RESUME_FIXED:
+        if key in old and old[key] != cfg[key]:
+            raise cfg.error(key, '= %r, but %s was trained with %r: resume with the value it '
+                            'was trained with, or start a new run' % (cfg[key], path, old[key]))
+    if meta.get('total_batch') not in (None, total_batch):
+        raise cfg.error('train.batch_size', 'gives a total batch of %d, but %s was trained '
+                        'with %d: resume with the same total batch'
+                        % (total_batch, path, meta['total_batch']))
+    changed = ['%s %r -> %r' % (k, old[k], cfg[k]) for k in sorted(old)
+               if k in cfg and k not in ('resume', 'overwrite', 'output_dir')
+               and old[k] != cfg[k]]
+    if changed:
+        log.info('changed on resume: %s', ', '.join(changed))
+
+
+def _intact(path):
+    try:
+        load_checkpoint(path)
+        return True
+    except CheckpointError:
+        return False
+
+
 def _resolve_resume(cfg, output_dir):
     resume = cfg['resume']
     if resume in ('', False, None):
         return None
     if resume == 'auto' or resume is True:
         path = os.path.join(output_dir, 'last.ckpt')
-        return path if os.path.isfile(path) else None
+        epochs = sorted((f for f in _run_files(output_dir) if f.startswith('epoch')),
+                        reverse=True)
+        candidates = ([path] if os.path.isfile(path) else []) + [
+            os.path.join(output_dir, f) for f in epochs]
+        for candidate in candidates:
+            if _intact(candidate):
+                if candidate != path:
+                    log.warning('resume=auto: %s is %s; resuming from %s, the newest intact '
+                                'checkpoint', path, 'unreadable' if os.path.isfile(path)
+                                else 'missing', candidate)
+                return candidate
+        if candidates:              # none intact: the error of the newest one
+            load_checkpoint(candidates[0])
+        return None
     if not os.path.isfile(resume):
         raise cfg.error('resume', '= %s: no such checkpoint file' % resume)
     return resume
@@ -148,6 +286,7 @@ def prepare(cfg, backend):
     check_model_name(cfg)
     ctx = backend.contexts(cfg)
     output_dir = cfg['output_dir'].format(name=cfg.name)
+    check_run_directory(cfg, output_dir)
     return ctx, output_dir
 
 
@@ -277,11 +416,18 @@ def setup(cfg, backend=None):
     backend = backend or LocalBackend()
     ctx, output_dir = prepare(cfg, backend)
     per_process = cfg['train.batch_size'] * len(ctx)
+    lock = RunLock(output_dir) if backend.is_root else None
     data = build_data(cfg, batch_size=per_process, rank=backend.rank, num_ranks=backend.size)
     try:
-        return _setup(cfg, backend, ctx, output_dir, per_process, data)
+        if lock is not None:
+            lock.acquire(cfg)
+        run = _setup(cfg, backend, ctx, output_dir, per_process, data)
+        run.lock = lock
+        return run
     except BaseException:
         data.close()
+        if lock is not None:
+            lock.release()
         raise
 
 
@@ -292,8 +438,12 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
         steps = min(steps, cfg['train.steps_per_epoch'])
     check_steps(cfg, data, steps)
     if backend.is_root:
-        os.makedirs(output_dir, exist_ok=True)
-        cfg.dump(os.path.join(output_dir, 'config.yaml'))
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+        except OSError as err:
+            raise cfg.error('output_dir', '= %s cannot be created (%s)'
+                            % (output_dir, err.strerror or err)) from None
+        _clear_run_files(cfg, output_dir)
     backend.barrier()
     setup_logging(output_dir, backend.is_root)
 
@@ -323,7 +473,11 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
 
     resume_path = _resolve_resume(cfg, output_dir)
     if resume_path:
-        meta = backend.load_checkpoint(resume_path, net, trainer, load_checkpoint, restore)
+        def checked_restore(ckpt, net, trainer):
+            check_resume(cfg, ckpt.get('meta') or {}, total_batch, resume_path)
+            return restore(ckpt, net, trainer)
+        meta = backend.load_checkpoint(resume_path, net, trainer, load_checkpoint,
+                                       checked_restore)
         run.start_epoch, run.best = meta['epoch'] + 1, meta.get('best_top1', -1.0)
         log.info('resumed from %s at epoch %d (update %d)', resume_path, run.start_epoch,
                  trainer.optimizer.num_update)
@@ -331,6 +485,10 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
         # the records of the epochs still to come are redone (or, in a fresh run, all)
         for name in (METRICS, STEPS):
             _trim_records(run.path(name), run.start_epoch)
+        # every resolved config the run ran with: config.yaml, then one per resume
+        fresh = not resume_path or not os.path.isfile(run.path('config.yaml'))
+        cfg.dump(run.path('config.yaml' if fresh else
+                          'config.resume%04d.yaml' % (run.start_epoch + 1)))
 
     log.info('model %s | %s on %s | %d process(es) x %d device(s) x %d images = batch %d | '
              'lr %.4g (train.lr %.4g x %d / %d) | %d steps/epoch, %d epochs | dtype %s%s',
@@ -441,30 +599,35 @@ def train_epoch(run, epoch):
                disable=not backend.is_root, dynamic_ncols=True, leave=False)
     # log lines while the bar is shown: printed above it (the bar is redrawn)
     redirect = logging_redirect_tqdm([log]) if backend.is_root else contextlib.nullcontext()
-    with redirect:
-        for step, (data, label) in enumerate(run.data.train.epoch(epoch)):
-            if step >= run.steps:
-                break
-            check_labels(cfg, label)
-            mix = _draw_mixup(mix_rng, alpha, data.shape[0]) if mixup else None
-            batch_loss = train_step(run, data, label, mix)
-            if not math.isfinite(batch_loss):
-                raise FloatingPointError('loss became %s at epoch %d step %d; lower train.lr'
-                                         % (batch_loss, epoch, step))
-            n = data.shape[0]
-            stats.loss_sum += batch_loss
-            stats.loss_n += n
-            stats.seen += n
-            stats.window_sum += batch_loss
-            stats.window_n += n
-            speed = stats.seen * backend.size / max(time.time() - stats.tic, 1e-9)
-            bar.set_postfix(loss='%.4f' % (stats.loss_sum / stats.loss_n),
-                            lr='%.4g' % run.trainer.learning_rate, img_s='%.0f' % speed,
-                            refresh=False)
-            bar.update(1)
-            if (step + 1) % interval == 0 or step + 1 == run.steps:
-                log_step(run, stats, step)
-        bar.close()
+    try:
+        with redirect:
+            for step, (data, label) in enumerate(run.data.train.epoch(epoch)):
+                if step >= run.steps:
+                    break
+                check_labels(cfg, label)
+                mix = _draw_mixup(mix_rng, alpha, data.shape[0]) if mixup else None
+                batch_loss = train_step(run, data, label, mix)
+                if not math.isfinite(batch_loss):
+                    message = ('training diverged: the loss became %s at epoch %d step %d (of %d); '
+                               'lower train.lr, or resume from an earlier checkpoint'
+                               % (batch_loss, epoch + 1, step + 1, run.steps))
+                    log.error(message)
+                    raise Diverged(message)
+                n = data.shape[0]
+                stats.loss_sum += batch_loss
+                stats.loss_n += n
+                stats.seen += n
+                stats.window_sum += batch_loss
+                stats.window_n += n
+                speed = stats.seen * backend.size / max(time.time() - stats.tic, 1e-9)
+                bar.set_postfix(loss='%.4f' % (stats.loss_sum / stats.loss_n),
+                                lr='%.4g' % run.trainer.learning_rate, img_s='%.0f' % speed,
+                                refresh=False)
+                bar.update(1)
+                if (step + 1) % interval == 0 or step + 1 == run.steps:
+                    log_step(run, stats, step)
+    finally:
+        bar.close()          # also on an error: its message starts a line of its own
     stats.train_time = time.time() - stats.tic
     return stats
 
@@ -498,10 +661,12 @@ def end_epoch(run, epoch, stats):
              '%.0f img/s  %.0fs', epoch + 1, run.epochs, train_loss, top1, top5, lr, speed,
              stats.train_time)
     if backend.is_root:
-        _append_jsonl(run.path(METRICS), result)
         meta = {'epoch': epoch, 'best_top1': run.best, 'model': cfg['model.name'],
+                'total_batch': run.total_batch,
                 'classes': cfg['model.classes'], 'top1': top1, 'config': cfg.nested()}
         _write_checkpoints(run, meta, epoch, is_best)
+        # the row after its checkpoint: an epoch in metrics.jsonl always has one
+        _append_jsonl(run.path(METRICS), result)
     backend.barrier()
     run.result = result
     return result
@@ -541,4 +706,4 @@ def train(cfg, backend=None):
             end_epoch(run, epoch, stats)
         return finish(run)
     finally:
-        run.data.close()
+        run.close()

@@ -1,0 +1,53 @@
+"""Failures end cleanly: one line on stderr, a documented exit code, nothing half-written."""
+import os
+import re
+
+import pytest
+
+from hcnet.cli import run
+from hcnet.train import loop
+
+TINY = ['data.dataset=synthetic', 'data.synthetic_samples=64', 'data.val_samples=16',
+        'data.input_size=32', 'model.classes=10', 'train.batch_size=8',
+        'train.reference_batch=8', 'train.warmup_epochs=0', 'train.dtype=float32',
+        'train.gpus=[]', 'data.num_workers=0', 'train.steps_per_epoch=3', 'train.epochs=1']
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    yield
+    import logging
+    logger = logging.getLogger('hcnet')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
+
+
+def _one_line(capsys):
+    err = capsys.readouterr().err.replace('\r', '\n').strip().splitlines()
+    lines = [line for line in err if line.strip() and not line.startswith('epoch ')]
+    assert len(lines) == 1 and lines[0].startswith('error: '), err   # (and the progress bar)
+    assert 'Traceback' not in ''.join(err)
+    return lines[0]
+
+
+def test_divergence_is_one_line_with_the_1_based_step(tmp_path, capsys):
+    out = tmp_path / 'run'
+    code = run('train', ['--config', 'hc_m10_i10.yaml', 'train.lr=1.0e+30',
+                         'output_dir=%s' % out] + TINY)
+    assert code == loop.EXIT_DIVERGED == 3
+    line = _one_line(capsys)
+    assert 'diverged' in line and re.search(r'at epoch 1 step \d \(of 3\)', line), line
+    with open(out / 'train.log') as f:
+        assert 'diverged' in f.read()
+    assert not [f for f in os.listdir(out) if f.endswith('.tmp')]
+
+
+def test_output_under_a_file_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    code = run('train', ['--config', 'hc_m10_i10.yaml',
+                         'output_dir=%s' % (blocker / 'run')] + TINY)
+    assert code in (loop.EXIT_USER, loop.EXIT_IO)
+    assert str(blocker) in _one_line(capsys)
