@@ -126,8 +126,9 @@ def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
         pytest.fail('rank-0 worker %d survived' % pid)
     ckpt = load_checkpoint(last)   # intact
     done = ckpt['meta']['epoch'] + 1
+    # one process now: the same total batch (2 x 16) keeps the recipe the state was made by
     resumed = subprocess.run([sys.executable, TRAIN, '--config', 'hc_m10_i10_dist.yaml'] + SMALL
-                             + ['data.synthetic_samples=256', 'train.batch_size=16',
+                             + ['data.synthetic_samples=256', 'train.batch_size=32',
                                 'train.epochs=%d' % (done + 1), 'output_dir=%s' % out,
                                 'resume=auto'], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -51,3 +51,21 @@ def test_output_under_a_file_is_one_line(tmp_path, capsys):
                          'output_dir=%s' % (blocker / 'run')] + TINY)
     assert code in (loop.EXIT_USER, loop.EXIT_IO)
     assert str(blocker) in _one_line(capsys)
+
+
+@pytest.mark.parametrize('command', ['export', 'publish'])
+def test_out_that_is_a_file_is_one_line(command, tmp_path, capsys):
+    from hcnet.train.checkpoint import save_checkpoint
+    import hcnet
+    import mxnet as mx
+    net = hcnet.get_model('hc_m5_i10', classes=3)
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    ckpt = tmp_path / 'n.ckpt'
+    save_checkpoint(str(ckpt), net, None, {'epoch': 0, 'model': 'hc_m5_i10', 'classes': 3})
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    args = (['--checkpoint', str(ckpt), '--out', str(blocker), '--no-onnx']
+            if command == 'export' else [str(ckpt), '--out', str(blocker)])
+    assert run(command, args) == 2
+    assert str(blocker) in _one_line(capsys)
+    assert blocker.read_text() == 'x'

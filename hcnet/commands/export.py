@@ -19,7 +19,9 @@ Checks, on a seeded random batch: the reloaded symbol + params and the ONNX mode
 says so) must reproduce the Gluon outputs within --tolerance (max |difference|
 relative to max(1, max |output|)). A failed check exits with code 1; bad input
 (unknown name, unreadable checkpoint, no published weights) with code 2, one line
-on stderr.
+on stderr; an --out that cannot be written (full, read-only) with code 74. Every file is
+written under a temporary name and renamed, so nothing half-written is left under a final
+name.
 
 The export itself is :func:`hcnet.deploy.onnx.export`.
 """
@@ -127,6 +129,9 @@ def main(argv=None):
     except CheckError as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
+    except OSError as err:                 # a full disk, a read-only --out: nothing half-written
+        print('error: cannot write to %s (%s)' % (args.out, err.strerror or err), file=sys.stderr)
+        return 74
     checks = report['checks']
     print('exported %s (%s classes, input %s) to %s: %s' % (
         name, len(report['classes']) if isinstance(report['classes'], list) else report['classes'],

@@ -51,7 +51,9 @@ errors, timeouts and HTTP 5xx are retried with backoff; any failure raises one
 
 Environment: ``HCNET_REPO_URL`` (store URL), ``MXNET_HOME`` (cache root's
 parent), ``HCNET_DOWNLOAD_TIMEOUT`` (seconds per connection / read, 60),
-``HCNET_DOWNLOAD_RETRIES`` (extra attempts, 3), ``HCNET_LOCK_TIMEOUT``
+``HCNET_DOWNLOAD_RETRIES`` (extra attempts, 3), ``HCNET_DOWNLOAD_DEADLINE`` (seconds a
+download may take in all, 1800), ``HCNET_DOWNLOAD_MIN_RATE`` (bytes/s a transfer must
+average after its first 10 s, 1024), ``HCNET_LOCK_TIMEOUT``
 (seconds to wait for another process's download, 1800).
 
 After loading
@@ -100,6 +102,15 @@ DOWNLOAD_TIMEOUT = float(os.environ.get('HCNET_DOWNLOAD_TIMEOUT', 60))
 DOWNLOAD_RETRIES = int(os.environ.get('HCNET_DOWNLOAD_RETRIES', 3))
 RETRY_BACKOFF = 0.5          # seconds before the first retry, doubled each time
 LOCK_TIMEOUT = float(os.environ.get('HCNET_LOCK_TIMEOUT', 1800))
+#: seconds one download may take in all, retries included (a drip never holds the lock for ever)
+DOWNLOAD_DEADLINE = float(os.environ.get('HCNET_DOWNLOAD_DEADLINE', 1800))
+#: bytes per second a transfer must average once MIN_RATE_GRACE seconds have passed
+DOWNLOAD_MIN_RATE = float(os.environ.get('HCNET_DOWNLOAD_MIN_RATE', 1024))
+MIN_RATE_GRACE = 10.0
+#: an index larger than this is not one (names, sha1s and configs: kilobytes)
+MAX_INDEX_SIZE = 64 << 20
+#: what an index name or a store file name may be: a plain name, no path, no scheme
+_PLAIN_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
 CHUNK = 1 << 20
 
 _SHA1_RE = re.compile(r'^[0-9a-f]{40}$')
@@ -223,6 +234,10 @@ class _Truncated(Exception):
     pass
 
 
+class _Refused(Exception):
+    """The store sent what the index rules out (too many bytes): not retried."""
+
+
 class _Unreachable(str):
     """Why a store's index could not be fetched (and no cached copy exists)."""
 
@@ -232,7 +247,7 @@ def _user_agent():
     return 'hcnet/%s (+model_store)' % __version__
 
 
-def _download(url, dest, expect_size=None):
+def _download(url, dest, expect_size=None, max_size=None):
     """Stream ``url`` into the new file ``dest``; return its sha1.
 
     Retries connection errors, timeouts, truncated bodies and HTTP 5xx / 429 with
@@ -241,19 +256,44 @@ def _download(url, dest, expect_size=None):
     """
     attempts = DOWNLOAD_RETRIES + 1
     last = None
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE
     for attempt in range(attempts):
         if attempt:
-            time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
+            time.sleep(min(RETRY_BACKOFF * 2 ** (attempt - 1),
+                           max(0.0, deadline - time.monotonic())))
         try:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _FetchError('no complete transfer within HCNET_DOWNLOAD_DEADLINE=%g s'
+                                  % DOWNLOAD_DEADLINE)
             request = urllib.request.Request(url, headers={'User-Agent': _user_agent()})
-            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as resp:
+            with urllib.request.urlopen(request, timeout=min(DOWNLOAD_TIMEOUT, left)) as resp:
                 length = resp.headers.get('Content-Length') if hasattr(resp, 'headers') else None
-                digest, size = hashlib.sha1(), 0
+                if (expect_size is not None and length is not None and length.isdigit()
+                        and int(length) != expect_size):
+                    raise _Refused('the server announces %s bytes, the index says %d'
+                                   % (length, expect_size))
+                digest, size, start = hashlib.sha1(), 0, time.monotonic()
+                read = getattr(resp, 'read1', resp.read)        # what has arrived, no more
                 with open(dest, 'wb') as f:
-                    for chunk in iter(lambda: resp.read(CHUNK), b''):
+                    for chunk in iter(lambda: read(CHUNK), b''):
+                        size += len(chunk)
+                        if expect_size is not None and size > expect_size:
+                            raise _Refused('the body exceeds the %d bytes the index declares'
+                                           % expect_size)
+                        if max_size is not None and size > max_size:
+                            raise _Refused('the body exceeds %d bytes' % max_size)
                         f.write(chunk)
                         digest.update(chunk)
-                        size += len(chunk)
+                        now = time.monotonic()
+                        if now > deadline:
+                            raise _FetchError('transfer not complete within '
+                                              'HCNET_DOWNLOAD_DEADLINE=%g s (%d bytes so far)'
+                                              % (DOWNLOAD_DEADLINE, size))
+                        if (now - start > MIN_RATE_GRACE
+                                and size / (now - start) < DOWNLOAD_MIN_RATE):
+                            raise _FetchError('transfer slower than HCNET_DOWNLOAD_MIN_RATE=%g '
+                                              'bytes/s' % DOWNLOAD_MIN_RATE)
                     f.flush()
                     os.fsync(f.fileno())
             if length is not None and length.isdigit() and int(length) != size:
@@ -278,6 +318,9 @@ def _download(url, dest, expect_size=None):
         except FileNotFoundError as err:     # file:// URLs
             remove_quietly(dest)
             raise _NotFound(str(err)) from None
+        except (_Refused, _FetchError) as err:     # not worth retrying
+            remove_quietly(dest)
+            raise _FetchError(str(err)) from None
         except (_Truncated, socket.timeout, TimeoutError, ConnectionError,
                 http.client.HTTPException, OSError) as err:
             remove_quietly(dest)
@@ -299,15 +342,38 @@ def _read_index_file(path):
     return index
 
 
+def _plain_file(value):
+    """``file`` of an index entry: absent, or a plain name inside the store."""
+    if value is None:
+        return True
+    return (isinstance(value, str) and bool(_PLAIN_NAME_RE.match(value)) and '..' not in value
+            and not urllib.parse.urlsplit(value).scheme)
+
+
+def _inside(root, path):
+    """True if ``path`` resolves to a location inside the directory ``root``."""
+    root = os.path.realpath(root)
+    return os.path.realpath(path).startswith(root + os.sep)
+
+
 def _valid_entries(index, source):
     out = {}
     for name, entry in index.items():
         if name.startswith('_'):
             continue
-        versions = [entry] + list(entry.get('previous', [])) if isinstance(entry, dict) else []
+        if not isinstance(name, str) or not _PLAIN_NAME_RE.match(name) or '..' in name:
+            log.warning('ignoring the entry %r of %s: not a plain model name', name, source)
+            continue
+        previous = entry.get('previous', []) if isinstance(entry, dict) else []
+        versions = [entry] + list(previous) if isinstance(previous, list) else []
         if not versions or not all(isinstance(v, dict) and _SHA1_RE.match(str(v.get('sha1', '')))
                                    for v in versions):
             log.warning('ignoring the malformed entry %r of %s', name, source)
+            continue
+        bad = [v.get('file') for v in versions if not _plain_file(v.get('file'))]
+        if bad:
+            log.warning('ignoring the entry %r of %s: its file %r is not a plain file name of '
+                        'the store (no path, no "..", no scheme)', name, source, bad[0])
             continue
         out[name.lower()] = entry
     return out
@@ -341,7 +407,7 @@ def _remote_index(url, root):
         copy = _index_copy(root, url)
         tmp = tmp_name(copy)
         try:
-            _download(index_url, tmp)
+            _download(index_url, tmp, max_size=MAX_INDEX_SIZE)
             index = _valid_entries(_read_index_file(tmp), index_url)
         except _NotFound:
             result = {}, 'the store %s has no %s' % (url, INDEX_FILE)
@@ -443,6 +509,9 @@ def get_model_file(name, tag=None, root=None, url=None, entry=None):
     root = cache_root(root)
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, file_name(name.lower(), sha1))
+    if not _inside(root, path):
+        raise PretrainedError('refusing to cache weights for %r outside the cache %s'
+                              % (name, root))
     if check_sha1(path, sha1):
         return path
     with _FileLock(path + '.lock'):

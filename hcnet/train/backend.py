@@ -62,6 +62,10 @@ class LocalBackend:
     def load_checkpoint(self, path, net, trainer, load, restore):
         return restore(load(path), net, trainer)
 
+    def agree(self, message):
+        """Rank 0's ``message`` (a str) on every rank: one process decides, all act alike."""
+        return message
+
 
 class HorovodBackend(LocalBackend):
     """One process per device under ``horovodrun``; gradients averaged by allreduce.
@@ -132,6 +136,9 @@ class HorovodBackend(LocalBackend):
         buf = np.frombuffer(data, dtype=np.uint8) if self.rank == 0 else np.zeros(n, np.uint8)
         out = self.hvd.broadcast(mx.nd.array(buf, dtype='uint8'), 0, name=self._name('bytes'))
         return out.asnumpy().tobytes()
+
+    def agree(self, message):
+        return self.broadcast_bytes(message.encode()).decode()
 
     def load_checkpoint(self, path, net, trainer, load, restore):
         """Rank 0 reads and checks the checkpoint file; every rank parses rank 0's bytes

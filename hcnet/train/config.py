@@ -19,7 +19,9 @@ are known: ``hcnet.train.backend.check_gpus_present``, ``hcnet.train.data``
 """
 import copy
 import glob
+import math
 import os
+import re
 
 import string
 
@@ -158,14 +160,18 @@ class ConfigError(ValueError):
     """A configuration problem the user can fix; the message names the key and file."""
 
 
-def _flatten(tree, prefix=''):
+def _flatten(tree, prefix='', source=None):
     flat = {}
     for key, value in tree.items():
         name = prefix + str(key)
         if isinstance(value, dict) and name not in SCHEMA:
-            flat.update(_flatten(value, name + '.'))
+            part = _flatten(value, name + '.', source)
         else:
-            flat[name] = value
+            part = {name: value}
+        twice = sorted(set(part) & set(flat))
+        if twice and source is not None:     # `train.lr: 1` beside `train: {lr: 2}`
+            raise ConfigError('%s: %s is set twice' % (source, twice[0]))
+        flat.update(part)
     return flat
 
 
@@ -198,28 +204,62 @@ def find_config(name, config_dir=None):
                       % (name, os.pathsep.join(dirs)))
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` with two fixes for configs: a key given twice in one mapping is an
+    error (YAML would keep the last silently), and ``3e-5`` / ``1e6`` are numbers (YAML 1.1
+    wants ``3.0e-5``)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, 'duplicate key %r' % (key,), key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
+    list('-+0123456789.'))
+
+
+def _yaml(text):
+    return yaml.load(text, Loader=_Loader)
+
+
 def _read_yaml(path, chain=()):
     if path in chain:
         raise ConfigError('%s: _base_ cycle through %s' % (path, ' -> '.join(chain)))
     try:
-        with open(path) as f:
-            tree = yaml.safe_load(f) or {}
+        with open(path, encoding='utf-8') as f:
+            tree = _yaml(f) or {}
     except OSError as err:
         raise ConfigError('cannot read config %s: %s' % (path, err.strerror)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError('%s is not UTF-8 text (byte %d)' % (path, err.start)) from None
     except yaml.YAMLError as err:
-        raise ConfigError('%s is not valid YAML: %s' % (path, err)) from None
+        raise ConfigError('%s is not valid YAML: %s'
+                          % (path, ' '.join(str(err).split()))) from None
     if not isinstance(tree, dict):
         raise ConfigError('%s: a config file must be a mapping of keys' % path)
     bases = tree.pop('_base_', [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError('%s: _base_ must be a file name or a list of file names, got %r'
+                          % (path, bases))
     values, sources = {}, {}
-    for base in [bases] if isinstance(bases, str) else bases:
+    for base in bases:
         base_path = os.path.join(os.path.dirname(path), base)
         if not os.path.isfile(base_path):
             raise ConfigError('%s: _base_ %s does not exist' % (path, base))
         v, s = _read_yaml(os.path.abspath(base_path), chain + (path,))
         values.update(v)
         sources.update(s)
-    flat = _flatten(tree)
+    flat = _flatten(tree, source=path)
     values.update(flat)
     sources.update({k: path for k in flat})
     return values, sources
@@ -230,7 +270,7 @@ def _parse_override(text):
         raise ConfigError('override %r is not KEY=VALUE' % text)
     key, raw = text.split('=', 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ''
+        value = _yaml(raw) if raw.strip() else ''
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -246,10 +286,23 @@ def _check(key, value, source):
         names = ' or '.join(t.__name__ for t in allowed).replace('NoneType', 'null')
         raise ConfigError('%s: %s must be %s, got %r (%s)'
                           % (source, key, names, value, type(value).__name__))
+    if not _finite(value):
+        raise ConfigError('%s: %s = %r: numbers must be finite' % (source, key, value))
     if check is not None and value is not None and not check(value):
         raise ConfigError('%s: %s = %r is not allowed (must be %s)'
                           % (source, key, value, check.__doc__ or 'valid'))
     return value
+
+
+def _finite(value):
+    """No inf / nan anywhere in ``value`` (numbers, lists and mappings of them)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 class Config(dict):

@@ -625,7 +625,10 @@ def _scan_split(cfg, root, split, classes):
 
 
 def _class_dirs(path):
-    return sorted(e.name for e in os.scandir(path) if e.is_dir())
+    """Class folders: subdirectories that hold at least one image (an empty one is no class)."""
+    def has_images(folder):
+        return any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(folder))
+    return sorted(e.name for e in os.scandir(path) if e.is_dir() and has_images(e.path))
 
 
 def _image_folder(cfg, batch_size, rank, num_ranks, for_training, norm, skips, closers):

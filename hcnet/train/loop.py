@@ -40,6 +40,7 @@ from mxnet import autograd, gluon
 from ..fileio import atomic_path, write_text
 from .backend import LocalBackend
 from .checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
+from .config import ConfigError
 from .evaluate import EvalTwin, evaluate
 from .model import build_model, check_model_name, materialise
 from .schedule import WarmupSchedule, build_schedule, scaled_lr
@@ -447,6 +448,20 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
     backend.barrier()
     setup_logging(output_dir, backend.is_root)
 
+    # what the checkpoint allows, before anything process-wide (AMP patches MXNet's operators)
+    resume_path = _resolve_resume(cfg, output_dir)
+    total_batch = per_process * backend.size
+    error = ''
+    if resume_path and backend.is_root:
+        try:
+            check_resume(cfg, load_checkpoint(resume_path).get('meta') or {}, total_batch,
+                         resume_path)
+        except (ConfigError, CheckpointError) as err:
+            error = str(err)
+    error = backend.agree(error)
+    if error:
+        raise ConfigError(error)
+
     _seed_all(cfg['train.seed'])
     amp = None
     if use_amp(cfg):
@@ -460,7 +475,6 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
     net.hybridize(static_alloc=True, static_shape=True)
     backend.broadcast_parameters(net)
 
-    total_batch = per_process * backend.size
     lr = scaled_lr(cfg, total_batch)
     schedule = build_schedule(cfg, steps, total_batch)
     trainer = build_trainer(cfg, net, backend, ctx, lr, schedule)
@@ -471,13 +485,8 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
               trainer=trainer, schedule=schedule, steps=steps, epochs=cfg['train.epochs'],
               total_batch=total_batch, lr=lr, in_dtype=in_dtype, amp=amp)
 
-    resume_path = _resolve_resume(cfg, output_dir)
     if resume_path:
-        def checked_restore(ckpt, net, trainer):
-            check_resume(cfg, ckpt.get('meta') or {}, total_batch, resume_path)
-            return restore(ckpt, net, trainer)
-        meta = backend.load_checkpoint(resume_path, net, trainer, load_checkpoint,
-                                       checked_restore)
+        meta = backend.load_checkpoint(resume_path, net, trainer, load_checkpoint, restore)
         run.start_epoch, run.best = meta['epoch'] + 1, meta.get('best_top1', -1.0)
         log.info('resumed from %s at epoch %d (update %d)', resume_path, run.start_epoch,
                  trainer.optimizer.num_update)

@@ -21,6 +21,9 @@ def build_model(cfg, ctx, pretrained=True):
     except UnknownModelError:
         raise cfg.error('model.name', '= %r is neither an hcnet nor a GluonCV model' % name) \
             from None
+    except TypeError as err:             # an argument the constructor does not take
+        raise cfg.error('model.kwargs', '= %r does not fit %s: %s'
+                        % (cfg['model.kwargs'], name, err)) from None
     net.collect_params().reset_ctx(ctx)
     size = cfg['data.input_size']
     materialise(net, mx.nd.zeros((1, 3, size, size), ctx=ctx[0]))
