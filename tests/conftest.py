@@ -46,3 +46,16 @@ def rand(shape, seed=0):
 def _seed():
     mx.random.seed(1234)
     np.random.seed(1234)
+
+
+@pytest.fixture(autouse=True)
+def _give_back_the_hcnet_logger():
+    """An in-process run sets up the 'hcnet' logger for its run directory (handlers, no
+    propagation); give it back to pytest after every test, so caplog sees later records."""
+    import logging
+    yield
+    logger = logging.getLogger('hcnet')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True

@@ -69,3 +69,60 @@ def test_out_that_is_a_file_is_one_line(command, tmp_path, capsys):
     assert run(command, args) == 2
     assert str(blocker) in _one_line(capsys)
     assert blocker.read_text() == 'x'
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MiB tmpfs: smaller than any checkpoint or export of the zoo's networks."""
+    import subprocess
+    mount = tmp_path / 'small'
+    mount.mkdir()
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(mount)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip('mounting a tmpfs needs root (CI runs as root): %s' % proc.stderr.strip())
+    try:
+        yield mount
+    finally:
+        import logging
+        logger = logging.getLogger('hcnet')       # train.log is open on the tmpfs
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        if subprocess.run(['umount', str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def _no_temporary_files(root):
+    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if '.tmp' in f]
+
+
+def test_a_full_disk_during_training_is_one_line(full_disk, capsys):
+    out = full_disk / 'run'
+    code = run('train', ['--config', 'hc_m10_i10.yaml', 'output_dir=%s' % out] + TINY)
+    assert code == loop.EXIT_IO == 74
+    assert 'No space left on device' in _one_line(capsys)
+    assert not _no_temporary_files(full_disk)
+    assert 'No space left' in (out / 'train.log').read_text()
+    assert (out / '.lock').read_text() == ''            # released
+
+
+def test_a_full_disk_during_export_leaves_nothing(full_disk, capsys):
+    code = run('export', ['hc_m5_i10', '--pretrained', 'random', '--no-onnx',
+                          '--input-size', '32', '--out', str(full_disk / 'exp')])
+    assert code == 74
+    assert 'disk is full' in _one_line(capsys)
+    assert os.listdir(full_disk / 'exp') == []
+
+
+def test_a_full_disk_during_publish_leaves_nothing(full_disk, tmp_path, capsys):
+    from hcnet.train.checkpoint import save_checkpoint
+    import hcnet
+    import mxnet as mx
+    net = hcnet.get_model('hc_m10_i10', classes=3)
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    ckpt = tmp_path / 'n.ckpt'
+    save_checkpoint(str(ckpt), net, None, {'epoch': 0, 'model': 'hc_m10_i10', 'classes': 3})
+    assert run('publish', [str(ckpt), '--out', str(full_disk / 'store')]) == 2
+    assert 'cannot write' in _one_line(capsys)
+    assert os.listdir(full_disk / 'store') == []

@@ -68,6 +68,13 @@ def main(argv=None):
         if value < 1:
             print('error: %s must be at least 1, got %d' % (flag, value), file=sys.stderr)
             return 2
+    from gluoncv.model_zoo import get_model_list
+    from ..model_zoo import is_model
+    unknown = [n for n in names if not is_model(n) and n.lower() not in get_model_list()]
+    if unknown:
+        print('error: unknown model %r (neither an hcnet nor a GluonCV name)' % unknown[0],
+              file=sys.stderr)
+        return 2
     try:
         results = {n: throughput(n, args.batch_size, args.input_size, args.steps, args.warmup,
                                  ctx) for n in names}

@@ -130,7 +130,7 @@ def main(argv=None):
         print('error: %s' % err, file=sys.stderr)
         return 1
     except OSError as err:                 # a full disk, a read-only --out: nothing half-written
-        print('error: cannot write to %s (%s)' % (args.out, err.strerror or err), file=sys.stderr)
+        print('error: cannot write the export: %s' % (err.strerror or err), file=sys.stderr)
         return 74
     checks = report['checks']
     print('exported %s (%s classes, input %s) to %s: %s' % (

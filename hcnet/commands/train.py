@@ -44,8 +44,9 @@ def main(argv=None):
         return loop.EXIT_DIVERGED
     except OSError as err:                     # a full disk, a read-only or vanished output
         where = ' (%s)' % err.filename if getattr(err, 'filename', None) else ''
-        print('error: cannot write the run\'s files: %s%s' % (err.strerror or err, where),
-              file=sys.stderr)
+        message = 'cannot write the run\'s files: %s%s' % (err.strerror or err, where)
+        loop.log.error(message)                # into train.log too, where it exists
+        print('error: %s' % message, file=sys.stderr)
         return loop.EXIT_IO
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)

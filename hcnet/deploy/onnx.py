@@ -210,6 +210,20 @@ def run_onnx(onnx_file, x):
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
+@contextlib.contextmanager
+def _writing(out_dir):
+    """MXNet reports a failed write (a full disk) as MXNetError: make it the OSError it is."""
+    import mxnet as mx
+    try:
+        yield
+    except mx.base.MXNetError as err:
+        text = str(err)
+        if 'Write incomplete' in text or 'fwrite' in text or 'open' in text.lower():
+            raise OSError('%s: the disk is full or not writable' % out_dir) \
+                from None
+        raise
+
+
 def export(net, name, out_dir, input_size=224, batch=2, tolerance=1e-4, onnx_export=True,
            stem=None, info=None, seed=0, fast=False):
     """Export ``net`` into ``out_dir`` and check the files; return the STEM.json dict.
@@ -239,11 +253,20 @@ def export(net, name, out_dir, input_size=224, batch=2, tolerance=1e-4, onnx_exp
     if fast:
         from .graph import ORT_OPTIONS, patch_onnx
         from .graph import export as deploy_export
-        symbol_file, params_file = deploy_export(net, prefix, input_size, **ORT_OPTIONS)
+        with _writing(out_dir):
+            symbol_file, params_file = deploy_export(net, prefix, input_size, **ORT_OPTIONS)
         patch = patch_onnx
     else:
-        net.export(prefix, epoch=0)
         symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
+        scratch = tmp_name(prefix)           # HybridBlock.export names its files itself
+        try:
+            with _writing(out_dir):
+                net.export(scratch, epoch=0)
+            os.replace(scratch + '-symbol.json', symbol_file)
+            os.replace(scratch + '-0000.params', params_file)
+        finally:
+            remove_quietly(scratch + '-symbol.json')
+            remove_quietly(scratch + '-0000.params')
 
     with warnings.catch_warnings():      # "Cannot decide type for ... data": it is float32
         warnings.simplefilter('ignore', UserWarning)

@@ -50,6 +50,6 @@ def get_model(name, **kwargs):
     """
     key = str(name).lower()
     if key not in _MODELS:
-        raise ValueError('%r is not a registered model; known models:\n\t%s'
-                         % (name, '\n\t'.join(_MODELS)))
+        raise ValueError('%r is not a registered model; known models: %s'
+                         % (name, ', '.join(_MODELS)))
     return _MODELS[key](**kwargs)

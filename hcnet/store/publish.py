@@ -116,7 +116,8 @@ def publish_params(params, out_dir, name, info, use_zip=False):
         created = []
         return entry
     except (OSError, mx.base.MXNetError) as err:
-        raise PublishError('cannot write to %s (%s)' % (out_dir, str(err).splitlines()[0]))
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise PublishError('cannot write to %s (%s)' % (out_dir, lines[-1] if lines else err))
     finally:
         for path in temps + created:
             remove_quietly(path)

@@ -133,6 +133,8 @@ class HorovodBackend(LocalBackend):
         size = self.hvd.broadcast(mx.nd.array([len(data) if self.rank == 0 else 0],
                                               dtype='int64'), 0, name=self._name('size'))
         n = int(size.asscalar())
+        if n == 0:                       # every rank knows: nothing more to send
+            return b''
         buf = np.frombuffer(data, dtype=np.uint8) if self.rank == 0 else np.zeros(n, np.uint8)
         out = self.hvd.broadcast(mx.nd.array(buf, dtype='uint8'), 0, name=self._name('bytes'))
         return out.asnumpy().tobytes()
