@@ -48,14 +48,18 @@ def _seed():
     np.random.seed(1234)
 
 
-@pytest.fixture(autouse=True)
-def _give_back_the_hcnet_logger():
+def release_hcnet_logger():
     """An in-process run sets up the 'hcnet' logger for its run directory (handlers, no
-    propagation); give it back to pytest after every test, so caplog sees later records."""
+    propagation): close its files and give it back to pytest, so caplog sees later records."""
     import logging
-    yield
     logger = logging.getLogger('hcnet')
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
     logger.propagate = True
+
+
+@pytest.fixture(autouse=True)
+def _give_back_the_hcnet_logger():
+    yield
+    release_hcnet_logger()

@@ -1,7 +1,6 @@
 """Every baseline and IR-Net config trains a step through ``hcnet train`` (CPU)."""
 import glob
 import json
-import logging
 import os
 
 import pytest
@@ -19,16 +18,6 @@ _NASNET_SKIP = pytest.mark.skip(
            'it trains on GPU')
 CASES = [pytest.param(p, marks=_NASNET_SKIP) if 'nasnet' in p else p for p in CONFIGS]
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """train() sets up the 'hcnet' logger for a run; give it back to pytest afterwards."""
-    yield
-    logger = logging.getLogger('hcnet')
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.propagate = True
 
 
 def test_there_are_configs():

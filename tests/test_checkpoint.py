@@ -26,16 +26,6 @@ TINY = ['data.dataset=synthetic', 'data.synthetic_samples=64', 'data.val_samples
         'checkpoint.keep=2', 'train.steps_per_epoch=3']
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    yield
-    import logging
-    logger = logging.getLogger('hcnet')
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.propagate = True
-
 
 def _cfg(out, *extra):
     return load_config('hc_m10_i10.yaml', TINY + list(extra) + ['output_dir=%s' % out])

@@ -1,6 +1,5 @@
 """Careless and hostile config input ends in one ConfigError naming the key and the file:
 never a traceback, never silently wrong (issue: hostile and careless inputs)."""
-import os
 
 import pytest
 

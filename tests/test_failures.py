@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from conftest import release_hcnet_logger
 from hcnet.cli import run
 from hcnet.train import loop
 
@@ -12,16 +13,6 @@ TINY = ['data.dataset=synthetic', 'data.synthetic_samples=64', 'data.val_samples
         'train.reference_batch=8', 'train.warmup_epochs=0', 'train.dtype=float32',
         'train.gpus=[]', 'data.num_workers=0', 'train.steps_per_epoch=3', 'train.epochs=1']
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    yield
-    import logging
-    logger = logging.getLogger('hcnet')
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.propagate = True
 
 
 def _one_line(capsys):
@@ -84,11 +75,7 @@ def full_disk(tmp_path):
     try:
         yield mount
     finally:
-        import logging
-        logger = logging.getLogger('hcnet')       # train.log is open on the tmpfs
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
+        release_hcnet_logger()                    # train.log is open on the tmpfs
         if subprocess.run(['umount', str(mount)], capture_output=True).returncode != 0:
             subprocess.run(['umount', '-l', str(mount)], check=False)
 

@@ -18,16 +18,6 @@ TINY = ['data.dataset=synthetic', 'data.synthetic_samples=64', 'data.val_samples
         'checkpoint.every=1', 'checkpoint.keep=3']
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    yield
-    import logging
-    logger = logging.getLogger('hcnet')
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.propagate = True
-
 
 @pytest.fixture(scope='module')
 def done(tmp_path_factory):

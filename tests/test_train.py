@@ -1,6 +1,5 @@
 """The trainer end to end on CPU: learning, outputs, kill-and-resume, evaluation."""
 import json
-import logging
 import os
 import re
 import signal
@@ -160,16 +159,6 @@ TINY = ['data.dataset=synthetic', 'data.synthetic_samples=64', 'data.val_samples
         'train.warmup_epochs=0', 'train.dtype=float32', 'train.gpus=[]', 'data.num_workers=0',
         'checkpoint.every=1', 'checkpoint.keep=2', 'train.steps_per_epoch=4']
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """train() / setup() set up the 'hcnet' logger for a run; give it back to pytest."""
-    yield
-    logger = logging.getLogger('hcnet')
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.propagate = True
 
 
 def tiny_cfg(out, *extra):
