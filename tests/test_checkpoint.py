@@ -234,3 +234,37 @@ def test_resume_logs_what_changed_and_keeps_every_config(trained, tmp_path):
     assert 'train.wd' in log
     names = sorted(f for f in os.listdir(out) if f.startswith('config'))
     assert 'config.yaml' in names and 'config.resume0002.yaml' in names
+
+
+# --------------------------------------------------------------------------------------
+# .params files in eval: another float type is cast, another architecture is one line
+
+def _eval_params(path, *extra):
+    return subprocess.run([sys.executable, '-m', 'hcnet', 'eval', '--config', 'hc_m10_i10.yaml',
+                           '--checkpoint', path, '--json'] + TINY + list(extra),
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_eval_params_float16_and_foreign(tmp_path):
+    from hcnet.train.model import build_model
+    net = build_model(_cfg(str(tmp_path / 'x')), [mx.cpu()])
+    net.cast('float16')                    # what a float16 (net.cast) run's weights are
+    f16 = str(tmp_path / 'half.params')
+    net.save_parameters(f16)
+    assert {v.dtype for v in mx.nd.load(f16).values()} >= {np.float16}
+    net.cast('float32')                    # the same values, widened
+    f32 = str(tmp_path / 'full.params')
+    net.save_parameters(f32)
+    half, full = _eval_params(f16), _eval_params(f32)
+    assert half.returncode == 0 and full.returncode == 0, half.stderr[-2000:]
+    a, b = json.loads(half.stdout.splitlines()[-1]), json.loads(full.stdout.splitlines()[-1])
+    assert a['top1'] == b['top1'] and a['top5'] == b['top5']
+
+    other = build_model(_cfg(str(tmp_path / 'y'), 'model.name=hc_m15_i0'), [mx.cpu()])
+    foreign = str(tmp_path / 'foreign.params')
+    other.save_parameters(foreign)
+    for path in (foreign, str(tmp_path / 'missing.params')):
+        proc = _eval_params(path)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and path in lines[0] and 'Traceback' not in proc.stderr, lines

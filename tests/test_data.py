@@ -473,3 +473,31 @@ def test_rec_corrupt_record_documented(folder, tmp_path):
     val = subprocess.run([sys.executable, '-c', script, 'val'], capture_output=True,
                          text=True, env=env, timeout=120)
     assert val.returncode == -signal.SIGFPE, (val.returncode, val.stdout + val.stderr)
+
+
+# --------------------------------------------------------------------------------------
+# a resumed epoch: epoch(e, start=k) yields the batches an uninterrupted pass yields from k
+
+def _check_tail(train, epoch=1, start=3):
+    whole = collect(train.epoch(epoch))
+    tail = collect(train.epoch(epoch, start=start))
+    assert len(whole) > start and same_batches(whole[start:], tail)
+    assert collect(train.epoch(epoch, start=len(whole))) == []
+
+
+def test_synthetic_epoch_from_a_step():
+    _check_tail(build_data(synth_cfg(), batch_size=10).train)
+
+
+@needs_fmnist
+def test_fashion_mnist_epoch_from_a_step():
+    # augmented (random shifts and flips): the draws are keyed by the batch's position
+    _check_tail(build_data(fm_cfg(train__steps_per_epoch=5), batch_size=128).train)
+
+
+def test_image_folder_epoch_from_a_step(folder):
+    _check_tail(build_data(folder_cfg(folder), batch_size=16).train)
+
+
+def test_imagenet_rec_epoch_from_a_step(recdir):
+    _check_tail(build_data(rec_cfg(recdir), batch_size=16).train)

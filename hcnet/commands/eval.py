@@ -8,11 +8,10 @@ The config supplies the dataset and model settings (KEY=VALUE overrides them).
 """
 import argparse
 import json
-import os
 import sys
 
 
-from ..model_zoo import PretrainedError
+from ..model_zoo import PretrainedError, load_params_file
 from ..train.checkpoint import CheckpointError
 from ..train.config import ConfigError, load_config
 
@@ -43,9 +42,8 @@ def main(argv=None):
             net = build_model(cfg, ctx)
             if args.checkpoint:
                 if args.checkpoint.endswith('.params'):
-                    if not os.path.isfile(args.checkpoint):
-                        raise CheckpointError('%s does not exist' % args.checkpoint)
-                    net.load_parameters(args.checkpoint, ctx=ctx)
+                    # float16 files are cast; another architecture is one line naming it
+                    load_params_file(net, args.checkpoint, ctx)
                 else:
                     restore(load_checkpoint(args.checkpoint), net)
             net.hybridize(static_alloc=True)

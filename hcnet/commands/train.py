@@ -10,7 +10,9 @@ A bare config name is looked up in $HCNET_CONFIG_PATH, then in the configs shipp
 hcnet (``hcnet configs`` lists them); KEY=VALUE pairs override it.
 Bad configuration ends with one line on stderr and exit code 2, before any work. Exit codes:
 0 done, 2 bad input (config, checkpoint, pretrained weights), 3 the loss diverged (NaN/inf),
-74 the run's files cannot be written (disk full, read-only), 130 interrupted.
+74 the run's files cannot be written (disk full, read-only), 75 stopped by SIGTERM or
+SIGUSR1 after writing a checkpoint at the step it stopped at (continue with resume=auto),
+130 interrupted (Ctrl-C).
 """
 import argparse
 import sys
@@ -48,6 +50,9 @@ def main(argv=None):
         loop.log.error(message)                # into train.log too, where it exists
         print('error: %s' % message, file=sys.stderr)
         return loop.EXIT_IO
+    except loop.Preempted as err:          # SIGTERM / SIGUSR1: checkpoint written
+        print(err, file=sys.stderr)
+        return loop.EXIT_PREEMPTED
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return loop.EXIT_INTERRUPTED

@@ -14,7 +14,7 @@ import mxnet as mx
 from ..store import PretrainedError, TAG_RE, find_entry, get_model_file, repo_url
 
 __all__ = ['build_model', 'init_or_load', 'load_pretrained', 'check_params_fit',
-           'PretrainedError', 'INIT', 'imagenet1k']
+           'load_params_file', 'PretrainedError', 'INIT', 'imagenet1k']
 
 #: He initialisation with fan-in scaling, every zoo network's initial weights
 INIT = mx.init.MSRAPrelu(factor_type='in', slope=0.0)
@@ -61,9 +61,14 @@ def _classifier_keys(net, params):
     return {k for k, p in params.items() if id(p) in ids}
 
 
-def _load_params(net, path, ctx, classifier=True, what=None):
-    """Load the ``.params`` file ``path`` into the uninitialised ``net``."""
+def load_params_file(net, path, ctx, classifier=True, what=None):
+    """Load the ``.params`` file ``path`` into ``net``; arrays of another float type (a
+    float16 file from a ``net.cast('float16')`` run) are cast to the network's. Anything
+    that does not fit (another architecture, a classifier of another width, not a
+    ``.params`` file) is a :class:`PretrainedError` naming the file."""
     what = what or path
+    if not os.path.isfile(path):
+        raise PretrainedError('%s does not exist' % what)
     try:
         loaded = mx.nd.load(path)
     except mx.base.MXNetError as err:
@@ -73,7 +78,14 @@ def _load_params(net, path, ctx, classifier=True, what=None):
         raise PretrainedError('%s holds no named parameters' % what)
     params = net._collect_params_with_prefix()
     if not any('.' in k for k in loaded) and classifier:
-        net.load_parameters(path, ctx=ctx)       # legacy (prefixed) names: Gluon's own loader
+        # legacy (prefixed) names: Gluon's own loader, whose checks are assertions
+        try:
+            net.load_parameters(path, ctx=ctx, cast_dtype=True)
+        except (AssertionError, KeyError, ValueError, mx.base.MXNetError) as err:
+            raise PretrainedError('%s does not fit the network %s (%s)'
+                                  % (what, getattr(net, 'name_in_zoo', None) or net.name,
+                                     str(err).strip().splitlines()[0][:200] if str(err).strip()
+                                     else type(err).__name__)) from None
         return
     skip = set() if classifier else _classifier_keys(net, params)
     check_params_fit(net, {k: v.shape for k, v in loaded.items()}, what, skip=skip)
@@ -81,7 +93,7 @@ def _load_params(net, path, ctx, classifier=True, what=None):
         if key in skip:
             continue
         param, value = params[key], loaded[key]
-        param._load_init(value, ctx, cast_dtype=False)
+        param._load_init(value, ctx, cast_dtype=True, dtype_source='current')
     if skip:
         net.output.initialize(INIT, ctx=ctx)
 
@@ -146,7 +158,7 @@ def load_pretrained(net, name, pretrained, ctx=mx.cpu(), root=None, pretrained_c
     if isinstance(pretrained, os.PathLike):
         pretrained = os.fspath(pretrained)
     if isinstance(pretrained, str) and os.path.isfile(pretrained):
-        _load_params(net, pretrained, ctx, pretrained_classifier)
+        load_params_file(net, pretrained, ctx, pretrained_classifier)
         net.pretrained_info = {'source': 'file', 'path': os.path.abspath(pretrained)}
         return net
     if isinstance(pretrained, str) and not TAG_RE.match(pretrained):
@@ -169,7 +181,7 @@ def load_pretrained(net, name, pretrained, ctx=mx.cpu(), root=None, pretrained_c
             'load everything but the classifier (fine-tuning)'
             % (name, entry['sha1'][:8], classes, net_classes, classes))
     path = get_model_file(name, root=root, entry=entry)
-    _load_params(net, path, ctx, pretrained_classifier,
+    load_params_file(net, path, ctx, pretrained_classifier,
                  what='%s (published weights for %s)' % (path, name))
     if pretrained_classifier:
         _set_class_attrs(net, entry)

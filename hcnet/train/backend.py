@@ -66,6 +66,30 @@ class LocalBackend:
         """Rank 0's ``message`` (a str) on every rank: one process decides, all act alike."""
         return message
 
+    def any_flag(self, flag):
+        """True on every rank if ``flag`` is true on any rank (all ranks call it together)."""
+        return bool(flag)
+
+    def gather(self, array):
+        """Every rank's ``array`` (same shape and dtype everywhere), stacked by rank."""
+        return np.asarray(array)[None]
+
+    def average_running_stats(self, net):
+        """Give every replica (device, rank) the mean of the replicas' BatchNorm running
+        statistics (the parameters without gradient), as timm's ``distribute_bn`` does:
+        validation and checkpoints then see the statistics of the whole batch, not those
+        of the first device's share."""
+        stats = _running_stats(net)
+        if not stats or (self.size == 1 and len(stats[0].list_ctx()) == 1):
+            return
+        means = [np.mean([p.data(c).asnumpy().astype(np.float64) for c in p.list_ctx()],
+                         axis=0) for p in stats]
+        flat = self.allreduce_sum(np.concatenate([m.ravel() for m in means])) / self.size
+        offset = 0
+        for p, m in zip(stats, means):
+            p.set_data(mx.nd.array(flat[offset:offset + m.size].reshape(m.shape), dtype=p.dtype))
+            offset += m.size
+
 
 class HorovodBackend(LocalBackend):
     """One process per device under ``horovodrun``; gradients averaged by allreduce.
@@ -142,6 +166,18 @@ class HorovodBackend(LocalBackend):
     def agree(self, message):
         return self.broadcast_bytes(message.encode()).decode()
 
+    def gather(self, array):
+        array = np.asarray(array)
+        out = self.hvd.allgather(mx.nd.array(array[None], dtype=array.dtype),
+                                 name=self._name('gather'))
+        return out.asnumpy()
+
+    def any_flag(self, flag):
+        # one fixed name: asked every step, in the same order on every rank
+        value = mx.nd.array([1.0 if flag else 0.0], dtype='float32')
+        out = self.hvd.allreduce(value, average=False, name='hcnet.stop_flag')
+        return bool(out.asscalar() > 0)
+
     def load_checkpoint(self, path, net, trainer, load, restore):
         """Rank 0 reads and checks the checkpoint file; every rank parses rank 0's bytes
         with the same loader (arrays and JSON, never pickle) and restores them."""
@@ -160,7 +196,14 @@ class HorovodBackend(LocalBackend):
         if error:
             raise CheckpointError(error.decode())
         ckpt = load_checkpoint_bytes(self.broadcast_bytes(blob), path)
-        return restore(ckpt, net, trainer)
+        return restore(ckpt, net, trainer, rank=self.rank)
+
+
+def _running_stats(net):
+    """The parameters that are not trained (BatchNorm running mean and variance), sorted
+    by name: the values that differ between replicas."""
+    return [p for _, p in sorted(net._collect_params_with_prefix().items())
+            if p.grad_req == 'null']
 
 
 def _plain_layout_trainer(hvd):

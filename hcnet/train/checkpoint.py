@@ -9,8 +9,10 @@ A checkpoint is one file, a zip archive (stored, not compressed) of two members:
     structure of its per-parameter states, and the sha256 of ``arrays.params``.
 ``arrays.params``
     every array, written by ``mx.nd.save``: the network's parameters under their structural
-    names (as ``save_parameters`` writes them, ``params/NAME``) and the optimizer's states
-    (``state/NAME/K``).
+    names (as ``save_parameters`` writes them, ``params/NAME``), the optimizer's states
+    (``state/NAME/K``) and, in a checkpoint written mid-epoch, each replica's (rank's,
+    device's) own BatchNorm running statistics (``replica/R/NAME``), so that a resumed
+    distributed run continues with every replica's statistics.
 
 Loading parses JSON and MXNet's array format only -- nothing is unpickled, neither the file
 nor the optimizer (MXNet's own ``Trainer.save_states`` pickles the optimizer, its lr
@@ -177,13 +179,17 @@ def _array_bytes(arrays):
             return f.read()
 
 
-def save_checkpoint(path, net, trainer=None, meta=None):
-    """Write ``net`` (+ ``trainer`` state and ``meta``, a JSON-able dict) to ``path``."""
+def save_checkpoint(path, net, trainer=None, meta=None, replicas=None):
+    """Write ``net`` (+ ``trainer`` state and ``meta``, a JSON-able dict) to ``path``;
+    ``replicas`` is a list (by replica) of ``{name: array}``, per-replica values of some
+    parameters (see :func:`restore`)."""
     # Let pending operations finish: on CPU, BatchNorm's backward pass updates the running
     # statistics behind the engine's back (they are declared as its inputs), so reading
     # them right after a training step could see the previous values.
     mx.nd.waitall()
     arrays = {'params/' + k: v for k, v in _net_arrays(net).items()}
+    for r, values in enumerate(replicas or ()):
+        arrays.update(('replica/%d/%s' % (r, k), v) for k, v in values.items())
     trainer_state = _trainer_state(net, trainer, arrays) if trainer is not None else None
     blob = _array_bytes(arrays)
     doc = {'format': FORMAT, 'meta': dict(meta or {}), 'trainer': trainer_state,
@@ -266,15 +272,22 @@ def load_checkpoint_bytes(blob, what='checkpoint'):
             raise CheckpointError('%s: malformed optimizer state' % what)
         trainer = dict(trainer, arrays={k: v for k, v in arrays.items()
                                         if k.startswith('state/')})
+    replicas = {}
+    for key, value in arrays.items():
+        parts = key.split('/', 2)
+        if parts[0] == 'replica' and len(parts) == 3 and parts[1].isdigit():
+            replicas.setdefault(int(parts[1]), {})[parts[2]] = value
     meta = doc.get('meta')
-    return {'format': FORMAT, 'params': params, 'trainer': trainer,
+    return {'format': FORMAT, 'params': params, 'trainer': trainer, 'replicas': replicas,
             'meta': meta if isinstance(meta, dict) else {}, 'path': what}
 
 
-def restore(ckpt, net, trainer=None):
+def restore(ckpt, net, trainer=None, rank=0):
     """Load a checkpoint dict into ``net`` (initialised, shapes known) and ``trainer``; the
     optimizer keeps its current settings (lr schedule, wd, ...), the checkpoint gives its
-    position and per-parameter states. Returns the metadata."""
+    position and per-parameter states. Where the checkpoint holds per-replica values (a
+    mid-epoch checkpoint of a run with several devices or ranks), device ``d`` of process
+    ``rank`` gets those of replica ``rank * devices + d``. Returns the metadata."""
     what = ckpt.get('path', 'checkpoint')
     params = net._collect_params_with_prefix()
     missing = sorted(set(params) - set(ckpt['params']))
@@ -288,7 +301,21 @@ def restore(ckpt, net, trainer=None):
             raise CheckpointError('%s: parameter %s has shape %s, the network %s'
                                   % (what, name, value.shape, p.shape))
         p.set_data(mx.nd.array(value, dtype=value.dtype))
+    _restore_replicas(ckpt.get('replicas') or {}, params, rank, what)
     if trainer is not None and ckpt.get('trainer') is not None:
         state = ckpt['trainer']
         _load_trainer_state(net, trainer, state, state.get('arrays') or {}, what)
     return ckpt.get('meta', {})
+
+
+def _restore_replicas(replicas, params, rank, what):
+    for name, p in params.items():
+        ctxs = p.list_ctx()
+        for d, ctx in enumerate(ctxs):
+            value = replicas.get(rank * len(ctxs) + d, {}).get(name)
+            if value is None:
+                continue
+            if tuple(p.shape) != value.shape:
+                raise CheckpointError('%s: replica value of %s has shape %s, the network %s'
+                                      % (what, name, value.shape, p.shape))
+            p.data(ctx)[:] = mx.nd.array(value, dtype=value.dtype, ctx=ctx)

@@ -130,7 +130,7 @@ SCHEMA = {
     'train.gpus': ([], list, None, 'GPU ids, one process drives all of them; [] = CPU'),
     'train.seed': (0, int, _nonneg,
                    'seed for initialisation, data order and augmentation; all generators are '
-                   'reseeded from (seed, epoch) every epoch, and CPU validation runs on a copy '
+                   'reseeded from (seed, epoch, step) every step, and CPU validation runs on a copy '
                    'of the weights (oneDNN inference reorders weights in place, which made '
                    'training irreproducible), so a CPU run is bit-reproducible and a resumed '
                    'run ends with the parameters of an uninterrupted one'),
@@ -142,6 +142,10 @@ SCHEMA = {
     # --- checkpoints and outputs ---------------------------------------------------
     'checkpoint.every': (10, int, _pos, 'also keep a checkpoint every N epochs'),
     'checkpoint.keep': (3, int, _pos, 'how many of the every-N checkpoints to keep'),
+    'checkpoint.every_steps': (0, int, _nonneg,
+                               'also write last.ckpt every N steps within an epoch (0: off), '
+                               'for resume=auto to continue from; SIGTERM / SIGUSR1 write one '
+                               'at the step they stop at anyway'),
     'output_dir': ('runs/{name}', str, None,
                    'run directory; {name} = the config file name without .yaml'),
     'resume': ('', (str, bool), None, "'' = fresh run, 'auto' = the run dir's last checkpoint, "

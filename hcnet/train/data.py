@@ -256,14 +256,16 @@ class _ArrayTrain:
     def __len__(self):
         return self._len
 
-    def epoch(self, epoch):
+    def epoch(self, epoch, start=0):
+        """The batches of ``epoch`` from batch ``start`` on (a resumed epoch skips the
+        ``start`` batches done before): the same batches an uninterrupted pass yields."""
         idx = _train_indices(self._n, self._seed, epoch, self._rank, self._num_ranks,
                              self._shard)
-        return self._iterate(idx, epoch)
+        return self._iterate(idx, epoch, start)
 
-    def _iterate(self, idx, epoch):
+    def _iterate(self, idx, epoch, start):
         b = self._batch
-        for i in range(self._len):
+        for i in range(start, self._len):
             sel = idx[i * b:(i + 1) * b]
             # a generator per batch: batch i does not depend on earlier batches' draws
             rng = _rng(_AUGMENT, self._seed, epoch, self._rank, i)
@@ -573,12 +575,14 @@ class _FolderTrain:
     def __len__(self):
         return self._len
 
-    def epoch(self, epoch):
+    def epoch(self, epoch, start=0):
+        """The batches of ``epoch`` from batch ``start`` on (augmentation is keyed by the
+        batch's position, so skipped batches change nothing after them)."""
         idx = _train_indices(self._n, self._seed, epoch, self._rank, self._num_ranks,
                              self._shard)
         b = self._batch
         batches = [[(int(self._offset + idx[i * b + j]), (self._seed, epoch, self._rank, i, j))
-                    for j in range(b)] for i in range(self._len)]
+                    for j in range(b)] for i in range(start, self._len)]
         return _run_loader(self._loader, self._sampler, batches, self._skips)
 
 
@@ -745,8 +749,11 @@ class _RecTrain(_RecPipeline):
     def __len__(self):
         return self._len
 
-    def epoch(self, epoch):
-        if self._len == 0:
+    def epoch(self, epoch, start=0):
+        """The batches of ``epoch`` from batch ``start`` on. ImageRecordIter cannot seek:
+        the first ``start`` batches are decoded and dropped (the same order and
+        augmentation as an uninterrupted pass, at the cost of reading them)."""
+        if self._len <= start:
             return iter(())
         # A fresh iterator per epoch: order (seed) and augmentation (seed_aug) are then a
         # function of (train.seed, epoch[, rank]) only.  With seed_aug, ImageRecordIter
@@ -757,11 +764,11 @@ class _RecTrain(_RecPipeline):
         else:
             kw = dict(seed=_seed31(_ORDER_RANK, self._seed, epoch, self._rank))
         kw['seed_aug'] = _seed31(_AUGMENT, self._seed, epoch, self._rank) % (2 ** 30)
-        return self._run(self._iter(shuffle=True, round_batch=True, **kw, **self._aug))
+        return self._run(self._iter(shuffle=True, round_batch=True, **kw, **self._aug), start)
 
-    def _run(self, it):
+    def _run(self, it, start=0):
         try:
-            for _ in range(self._len):
+            for i in range(self._len):
                 try:
                     batch = it.next()
                 except StopIteration:
@@ -770,6 +777,8 @@ class _RecTrain(_RecPipeline):
                     raise _rec_error(self._rec, err) from None
                 if batch.pad:
                     return
+                if i < start:
+                    continue
                 # copy: ImageRecordIter recycles its output buffers a few batches later
                 yield batch.data[0].copyto(mx.cpu()), batch.label[0].copyto(mx.cpu())
         finally:

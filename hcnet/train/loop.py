@@ -43,10 +43,12 @@ from .checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoi
 from .config import ConfigError
 from .evaluate import EvalTwin, evaluate
 from .model import build_model, check_model_name, materialise
+from .preempt import EXIT_PREEMPTED, Preempted, StopSignals
 from .schedule import WarmupSchedule, build_schedule, scaled_lr
 
-__all__ = ['Diverged', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_IO', 'EXIT_INTERRUPTED', 'train', 'Run', 'EpochStats', 'setup', 'train_epoch', 'train_step', 'log_step',
-           'end_epoch', 'finish', 'prepare', 'build_model', 'materialise', 'check_model_name',
+__all__ = ['Diverged', 'Preempted', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_IO', 'EXIT_INTERRUPTED',
+           'EXIT_PREEMPTED', 'train', 'Run', 'EpochStats', 'setup', 'train_epoch', 'train_step',
+           'log_step', 'save_position', 'end_epoch', 'finish', 'prepare', 'build_model', 'materialise', 'check_model_name',
            'check_dataset_classes', 'check_steps', 'check_labels', 'build_trainer',
            'setup_logging', 'plot_curves', 'read_jsonl', 'use_amp',
            # re-exported from their modules
@@ -91,6 +93,9 @@ class Run:
     eval_twin: Optional[EvalTwin] = None
     loss_fn: Any = None
     start_epoch: int = 0      # first epoch to train (0-based): > 0 after a resume
+    start_step: int = 0       # steps of start_epoch done before (a mid-epoch resume)
+    partial: Optional[dict] = None   # the running totals of those steps (EpochStats fields)
+    signals: Any = None       # hcnet.train.preempt.StopSignals while train() runs
     best: float = -1.0        # best validation top-1 so far
     result: dict = dataclasses.field(default_factory=dict)   # the last epoch's metrics
     lock: Any = None          # the RunLock rank 0 holds on output_dir
@@ -333,10 +338,15 @@ def _append_jsonl(path, record):
         f.write(json.dumps(record) + '\n')
 
 
-def _trim_records(path, done_epochs):
-    """Keep the records of epochs 1..``done_epochs`` of ``path`` (rewritten atomically): a
-    resumed run redoes the rest, a fresh run (0) starts an empty file."""
-    kept = [r for r in read_jsonl(path) if r.get('epoch', math.inf) <= done_epochs]
+def _trim_records(path, done_epochs, done_steps=0):
+    """Keep the records of epochs 1..``done_epochs`` of ``path`` and those of the next
+    epoch's first ``done_steps`` steps (rewritten atomically): a resumed run redoes the
+    rest, a fresh run (0) starts an empty file."""
+    def done(r):
+        epoch = r.get('epoch', math.inf)
+        return epoch <= done_epochs or (epoch == done_epochs + 1 and
+                                        r.get('step', math.inf) <= done_steps)
+    kept = [r for r in read_jsonl(path) if done(r)]
     write_text(path, ''.join(json.dumps(r) + '\n' for r in kept))
 
 
@@ -487,13 +497,12 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
 
     if resume_path:
         meta = backend.load_checkpoint(resume_path, net, trainer, load_checkpoint, restore)
-        run.start_epoch, run.best = meta['epoch'] + 1, meta.get('best_top1', -1.0)
-        log.info('resumed from %s at epoch %d (update %d)', resume_path, run.start_epoch,
-                 trainer.optimizer.num_update)
+        _resume_position(run, meta, resume_path)
     if backend.is_root:
-        # the records of the epochs still to come are redone (or, in a fresh run, all)
-        for name in (METRICS, STEPS):
-            _trim_records(run.path(name), run.start_epoch)
+        # the records of the epochs (and steps) still to come are redone (or, in a fresh
+        # run, all)
+        _trim_records(run.path(METRICS), run.start_epoch)
+        _trim_records(run.path(STEPS), run.start_epoch, run.start_step)
         # every resolved config the run ran with: config.yaml, then one per resume
         fresh = not resume_path or not os.path.isfile(run.path('config.yaml'))
         cfg.dump(run.path('config.yaml' if fresh else
@@ -512,6 +521,26 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
     if ctx[0].device_type == 'cpu':
         run.eval_twin = EvalTwin(cfg, ctx, net, in_dtype)
     return run
+
+
+def _resume_position(run, meta, path):
+    """Where a resumed run starts: after epoch ``meta['epoch']`` (0-based; -1 = none),
+    ``meta['step']`` steps into the next one (a checkpoint written mid-epoch)."""
+    run.start_epoch, run.best = meta['epoch'] + 1, meta.get('best_top1', -1.0)
+    run.start_step = int(meta.get('step') or 0)
+    run.partial = meta.get('partial') if run.start_step else None
+    if run.start_step > run.steps:
+        raise ConfigError('%s stopped at step %d of epoch %d, but this config trains %d '
+                          'steps per epoch: resume with the data and train.steps_per_epoch '
+                          'it was trained with' % (path, run.start_step, run.start_epoch + 1,
+                                                   run.steps))
+    scaler = getattr(run.trainer, '_amp_loss_scaler', None)
+    if scaler is not None and meta.get('amp_loss_scale') is not None:
+        scaler.loss_scale = float(meta['amp_loss_scale'])
+        scaler._unskipped = int(meta.get('amp_unskipped', 0))  # pylint: disable=protected-access
+    log.info('resumed from %s at epoch %d%s (update %d)', path, run.start_epoch + 1,
+             ' step %d' % (run.start_step + 1) if run.start_step else '',
+             run.trainer.optimizer.num_update)
 
 
 # --------------------------------------------------------------------------------------
@@ -563,11 +592,14 @@ def train_step(run, data, label, mixup=None):
     return sum(l.sum().asscalar() for l in losses)
 
 
-def _seed_epoch(run, epoch):
-    """Reseed every generator for ``epoch``; returns the epoch's Mixup generator."""
+def _seed_step(run, epoch, step):
+    """Reseed every generator for ``step`` (0-based) of ``epoch``, so that a step draws
+    the same numbers (Dropout, drop-path, Mixup) whether the run got there uninterrupted
+    or resumed mid-epoch; returns the step's Mixup generator."""
     seed, rank = run.cfg['train.seed'], run.backend.rank
-    _seed_all(seed * 100003 + epoch * 1009 + rank)
-    return np.random.RandomState((seed * 7919 + epoch * 31 + rank) % 2 ** 32)
+    key = (seed * 100003 + epoch * 1009 + rank) * 1000003 + step
+    _seed_all(key)
+    return np.random.RandomState(key % 2 ** 32)
 
 
 def log_step(run, stats, step):
@@ -598,23 +630,27 @@ def train_epoch(run, epoch):
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     cfg, backend = run.cfg, run.backend
-    mix_rng = _seed_epoch(run, epoch)
     alpha = cfg['train.mixup_alpha']
     mixup = alpha > 0 and epoch < run.epochs - cfg['train.mixup_off_epochs']
-    interval = cfg['train.log_interval']
+    interval, every = cfg['train.log_interval'], cfg['checkpoint.every_steps']
+    start = run.start_step if epoch == run.start_epoch else 0
     stats = EpochStats(epoch=epoch, tic=time.time())
-    stats.window_tic = stats.tic
-    bar = tqdm(total=run.steps, desc='epoch %d/%d' % (epoch + 1, run.epochs), unit='step',
-               disable=not backend.is_root, dynamic_ncols=True, leave=False)
+    if start and run.partial:          # the totals of the steps done before a resume
+        _restore_partial(run, stats)
+    stats.window_tic = time.time()
+    bar = tqdm(total=run.steps, initial=start, desc='epoch %d/%d' % (epoch + 1, run.epochs),
+               unit='step', disable=not backend.is_root, dynamic_ncols=True, leave=False)
     # log lines while the bar is shown: printed above it (the bar is redrawn)
     redirect = logging_redirect_tqdm([log]) if backend.is_root else contextlib.nullcontext()
     try:
         with redirect:
-            for step, (data, label) in enumerate(run.data.train.epoch(epoch)):
+            for step, (data, label) in enumerate(run.data.train.epoch(epoch, start=start),
+                                                 start):
                 if step >= run.steps:
                     break
                 check_labels(cfg, label)
-                mix = _draw_mixup(mix_rng, alpha, data.shape[0]) if mixup else None
+                rng = _seed_step(run, epoch, step)
+                mix = _draw_mixup(rng, alpha, data.shape[0]) if mixup else None
                 batch_loss = train_step(run, data, label, mix)
                 if not math.isfinite(batch_loss):
                     message = ('training diverged: the loss became %s at epoch %d step %d (of %d); '
@@ -635,10 +671,95 @@ def train_epoch(run, epoch):
                 bar.update(1)
                 if (step + 1) % interval == 0 or step + 1 == run.steps:
                     log_step(run, stats, step)
+                stop = _stop_requested(run)
+                if stop or (every and (step + 1) % every == 0 and step + 1 < run.steps):
+                    stats.train_time = time.time() - stats.tic
+                    save_position(run, epoch, step + 1, stats)
+                if stop:
+                    raise _preempted(run, epoch, step + 1)
     finally:
         bar.close()          # also on an error: its message starts a line of its own
     stats.train_time = time.time() - stats.tic
     return stats
+
+
+def _stop_requested(run):
+    """Whether a stop signal reached any process (every rank asks at the same step, so all
+    stop together)."""
+    pending = run.signals is not None and run.signals.pending
+    return run.backend.any_flag(pending)
+
+
+def _preempted(run, epoch, step=None):
+    """The :class:`Preempted` error for a stop after ``step`` steps of ``epoch`` (None:
+    after the whole epoch, validated), logged."""
+    name = run.signals.received if run.signals is not None and run.signals.pending else \
+        'a stop signal (on another rank)'
+    where = ('after epoch %d' % (epoch + 1) if step is None else
+             'at epoch %d step %d/%d' % (epoch + 1, step, run.steps))
+    message = ('stopped by %s %s: %s holds this position; continue with resume=auto'
+               % (name, where, run.path('last.ckpt')))
+    log.warning(message)
+    return Preempted(message)
+
+
+def _meta(run, epoch, top1=None):
+    """The metadata of a checkpoint written after epoch ``epoch`` (0-based; -1 = before
+    the first)."""
+    cfg = run.cfg
+    meta = {'epoch': epoch, 'best_top1': run.best, 'model': cfg['model.name'],
+            'total_batch': run.total_batch, 'classes': cfg['model.classes'], 'top1': top1,
+            'config': cfg.nested()}
+    scaler = getattr(run.trainer, '_amp_loss_scaler', None)
+    if scaler is not None:                 # float16 AMP: the dynamic loss scale's state
+        meta['amp_loss_scale'] = float(scaler.loss_scale)
+        meta['amp_unskipped'] = int(getattr(scaler, '_unskipped', 0))
+    return meta
+
+
+_PARTIAL = ('seen', 'loss_sum', 'loss_n', 'train_time')
+
+
+def _restore_partial(run, stats):
+    """Each rank's running totals of the steps before a mid-epoch resume (with another
+    number of ranks, rank 0 takes the totals of all)."""
+    per_rank = [run.partial.get(key) or [] for key in _PARTIAL]
+    if all(len(v) == run.backend.size for v in per_rank):
+        values = [v[run.backend.rank] for v in per_rank]
+    else:
+        values = [sum(v) if run.backend.rank == 0 else 0 for v in per_rank]
+    for key, value in zip(_PARTIAL, values):
+        setattr(stats, key, type(getattr(stats, key))(value))
+    stats.tic -= stats.train_time
+
+
+def save_position(run, epoch, step, stats):
+    """``last.ckpt`` at ``step`` (1-based count of steps done) of ``epoch`` (0-based), with
+    every rank's running totals of the epoch and every replica's BatchNorm statistics, so
+    that ``resume=auto`` continues there as if uninterrupted (every rank takes part, rank 0
+    writes)."""
+    # the last step's BatchNorm statistics first (see end_epoch)
+    mx.nd.waitall()
+    backend, net = run.backend, run.net
+    totals = backend.gather(np.array([float(getattr(stats, k)) for k in _PARTIAL]))
+    replicas = None
+    named = [(name, p) for name, p in sorted(net._collect_params_with_prefix().items())
+             if p.grad_req == 'null']
+    if named and (backend.size > 1 or len(run.ctx) > 1):
+        local = {name: np.stack([p.data(c).asnumpy() for c in p.list_ctx()])
+                 for name, p in named}
+        gathered = {name: backend.gather(v) for name, v in local.items()}  # (ranks, devices, ...)
+        replicas = [{name: v[r, d] for name, v in gathered.items()}
+                    for r in range(backend.size) for d in range(len(run.ctx))]
+    if backend.is_root:
+        meta = _meta(run, epoch - 1)
+        meta['step'] = step
+        meta['partial'] = {k: [int(v) if k in ('seen', 'loss_n') else float(v)
+                               for v in totals[:, i]] for i, k in enumerate(_PARTIAL)}
+        save_checkpoint(run.path('last.ckpt'), net, run.trainer, meta, replicas)
+        log.info('checkpoint at epoch %d step %d/%d: %s', epoch + 1, step, run.steps,
+                 run.path('last.ckpt'))
+    run.backend.barrier()
 
 
 # --------------------------------------------------------------------------------------
@@ -654,6 +775,9 @@ def end_epoch(run, epoch, stats):
     # statistics, which it declares to the engine as inputs only, so an engine-ordered
     # read of them could still see the previous values.
     mx.nd.waitall()
+    # every replica's BatchNorm statistics become their mean: what validation and the
+    # checkpoints see (and a resume restores on every replica)
+    backend.average_running_stats(run.net)
     eval_net = run.eval_twin.sync() if run.eval_twin is not None else run.net
     top1, top5, n_val = evaluate(eval_net, run.data.val, run.ctx, backend, run.in_dtype)
     speed = stats.seen * backend.size / max(stats.train_time, 1e-9)
@@ -670,10 +794,7 @@ def end_epoch(run, epoch, stats):
              '%.0f img/s  %.0fs', epoch + 1, run.epochs, train_loss, top1, top5, lr, speed,
              stats.train_time)
     if backend.is_root:
-        meta = {'epoch': epoch, 'best_top1': run.best, 'model': cfg['model.name'],
-                'total_batch': run.total_batch,
-                'classes': cfg['model.classes'], 'top1': top1, 'config': cfg.nested()}
-        _write_checkpoints(run, meta, epoch, is_best)
+        _write_checkpoints(run, _meta(run, epoch, top1), epoch, is_best)
         # the row after its checkpoint: an epoch in metrics.jsonl always has one
         _append_jsonl(run.path(METRICS), result)
     backend.barrier()
@@ -707,12 +828,18 @@ def finish(run):
 
 
 def train(cfg, backend=None):
-    """Train ``cfg``; returns the final metrics dict (rank 0's view)."""
-    run = setup(cfg, backend)
-    try:
-        for epoch in range(run.start_epoch, run.epochs):
-            stats = train_epoch(run, epoch)
-            end_epoch(run, epoch, stats)
-        return finish(run)
-    finally:
-        run.close()
+    """Train ``cfg``; returns the final metrics dict (rank 0's view). SIGTERM and SIGUSR1
+    stop it at a step boundary with a checkpoint (:class:`Preempted`, see
+    :mod:`hcnet.train.preempt`)."""
+    with StopSignals() as signals:
+        run = setup(cfg, backend)
+        run.signals = signals
+        try:
+            for epoch in range(run.start_epoch, run.epochs):
+                stats = train_epoch(run, epoch)
+                end_epoch(run, epoch, stats)
+                if epoch + 1 < run.epochs and _stop_requested(run):
+                    raise _preempted(run, epoch)
+            return finish(run)
+        finally:
+            run.close()
