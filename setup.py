@@ -43,7 +43,9 @@ setup(
         # Horovod builds from source against the installed mxnet; see README (distributed).
         'distributed': ['horovod==%s' % HOROVOD_VERSION],
     },
-    # the configs and the store's shipped index are package data: a wheel finds them
-    package_data={'hcnet': ['configs/*.yaml', 'configs/*/*.yaml', 'store/index.json']},
+    # the configs, the store's shipped index and IR-Net's class list are package data: a
+    # wheel finds them
+    package_data={'hcnet': ['configs/*.yaml', 'configs/*/*.yaml', 'store/index.json',
+                            'data/*.txt']},
     entry_points={'console_scripts': ['hcnet = hcnet.cli:main']},
 )

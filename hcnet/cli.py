@@ -15,6 +15,8 @@ COMMANDS = {
     'describe': ('hcnet.commands.describe', "a network's pattern, block counts, MAdds, params"),
     'configs': ('hcnet.commands.configs', 'list the configs shipped with hcnet (and yours)'),
     'tables': ('hcnet.commands.tables', "the paper's Tables 1-7 beside our measured complexity"),
+    'figure2': ('hcnet.commands.figure2', "the paper's Figure 2 (top-1 vs MAdds), with your runs"),
+    'irnet-data': ('hcnet.commands.irnet_data', "IR-Net's dataset: 100 ImageNet classes at 56x56"),
     'export': ('hcnet.commands.export', 'export to MXNet symbol + ONNX, checked against Gluon'),
     'publish': ('hcnet.commands.publish', 'turn a checkpoint into pretrained-store files'),
     'bench-latency': ('hcnet.bench.latency', 'batch-1 CPU inference latency (Tables 1 and 3)'),

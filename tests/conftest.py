@@ -5,8 +5,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-#: Zoo names: hc_[effb0_]m<M>_<i|isb|lr><N>[_lr]
-NAME_RE = re.compile(r'hc_(?:effb0_)?m(\d+)_(?:i|isb|lr)(\d+)(?:_lr)?')
+#: Zoo names: hc_[effb<K>_]m<M>_<i|isb|lr><N>[_lr]
+NAME_RE = re.compile(r'hc_(?:effb\d_)?m(\d+)_(?:i|isb|lr)(\d+)(?:_lr)?')
 
 
 from hcnet.nn import walk_blocks as walk  # noqa: E402,F401  (tests import it from here)

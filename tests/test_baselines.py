@@ -19,13 +19,24 @@ def _row(model):
     return next(b for b in BASELINES if b.model == model)
 
 
+def _config_row(path):
+    """The baseline row a config file under hcnet/configs/baselines/ is named after."""
+    return next(b for b in BASELINES if b.config_name == os.path.basename(path)[:-5])
+
+
 def test_gluoncv_names_exist_and_are_not_hcnet_models():
     names = set(get_model_list())
     for name in GLUONCV_BASELINES:
         assert name in names, name
         assert not hcnet.model_zoo.is_model(name), name
-    # the widths GluonCV has no name for
-    assert 'mobilenetv2_1.4' not in names and 'shufflenet_v2_2.0' not in names
+    # the widths GluonCV builds but has no name for are hcnet's names (reached through the
+    # bridge), built from GluonCV's classes
+    from gluoncv.model_zoo.model_zoo import _models
+    for name, cls in (('mobilenetv2_1.4', gluoncv.model_zoo.mobilenet.MobileNetV2),
+                      ('shufflenet_v2_2.0', gluoncv.model_zoo.shufflenet.ShuffleNetV2)):
+        assert hcnet.model_zoo.is_model(name)
+        assert _models[name] is hcnet.model_zoo.registry._MODELS[name]
+        assert isinstance(hcnet.get_model(name), cls)
 
 
 def test_one_config_per_buildable_baseline():
@@ -36,7 +47,8 @@ def test_one_config_per_buildable_baseline():
 def test_config_loads_and_builds(path):
     cfg = load_config(path)
     name = cfg['model.name']
-    row = _row(name)
+    row = _config_row(path)
+    assert row.model == name
     assert cfg['paper.recipe'] == 'single-node'
     assert cfg['train.lr'] == 2.6 and cfg['train.epochs'] == 360     # the HC networks' recipe
     assert cfg['paper.table'] == row.table
@@ -48,6 +60,8 @@ def test_config_loads_and_builds(path):
     else:
         net = gluoncv.model_zoo.get_model(name, **kwargs)
     size = cfg['data.input_size']          # the network the config names, at its input size
+    if row.config_suffix:                  # a row at another resolution: the config's
+        assert size == row.input_size
     out = net(mx.sym.var('data'))
     out = out[0] if isinstance(out, (list, tuple)) else out     # NASNet: (logits, aux)
     _, shapes, _ = out.infer_shape(data=(1, 3, size, size))

@@ -23,6 +23,9 @@ from hcnet.cli import run
     ('profile-latency', ['--models', 'no_such_model'], 'no_such_model'),
     ('bench-train', ['no_such_model', '--steps', '1'], 'no_such_model'),
     ('bench-train', ['hc_m5_i10', '--steps', '0'], '--steps'),
+    ('figure2', ['/nonexistent/run', '--out', '/tmp/hcnet_never_written'], '/nonexistent/run'),
+    ('irnet-data', ['/nonexistent/imagenet', '--out', '/tmp/hcnet_never_written'],
+     '/nonexistent/imagenet'),
 ])
 def test_bad_input_is_one_line(command, args, needle, capsys):
     code = run(command, args)
@@ -32,7 +35,7 @@ def test_bad_input_is_one_line(command, args, needle, capsys):
 
 
 @pytest.mark.parametrize('command', ['train', 'eval', 'export', 'describe', 'tables',
-                                     'bench-latency', 'bench-train'])
+                                     'bench-latency', 'bench-train', 'figure2', 'irnet-data'])
 def test_unknown_options_are_argparse_errors(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         run(command, ['--no-such-option'])

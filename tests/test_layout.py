@@ -71,6 +71,8 @@ _FORBIDDEN = {
     'deploy': ('train', 'bench', 'paper', 'commands'),
     'paper': ('train', 'deploy', 'bench', 'commands'),
     'train': ('deploy', 'bench', 'paper', 'commands'),
+    'data': ('nn', 'arch', 'models', 'model_zoo', 'train', 'deploy', 'bench', 'paper',
+             'commands', 'store'),
 }
 
 
@@ -114,7 +116,7 @@ def test_cli_lists_every_subcommand():
 
 @pytest.mark.parametrize('command', ['train', 'eval', 'describe', 'configs', 'tables', 'export',
                                      'publish', 'bench-latency', 'profile-latency',
-                                     'bench-train'])
+                                     'bench-train', 'figure2', 'irnet-data'])
 def test_each_subcommand_has_help_with_examples(command, capsys):
     from hcnet.cli import run
     with pytest.raises(SystemExit) as exit_:

@@ -40,8 +40,8 @@ def _scale_close(imp, hyb, rel=1e-5):
     np.testing.assert_allclose(hyb, imp, rtol=rel, atol=rel * scale)
 
 
-def test_zoo_has_25_networks():
-    assert len(hcnet.list_models('hc_')) == 25 and len(NAMES) == 25
+def test_zoo_has_28_networks():
+    assert len(hcnet.list_models('hc_')) == 28 and len(NAMES) == 28
 
 
 @pytest.mark.parametrize('name', NAMES)

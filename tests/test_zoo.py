@@ -13,11 +13,12 @@ from conftest import rand, randomize
 
 
 def test_list_models_is_exactly_the_recipes():
-    from hcnet.model_zoo.baselines import IRNET_MODELS, SQNXT_MODELS
+    from hcnet.model_zoo.baselines import GLUONCV_WIDTHS, IRNET_MODELS, SQNXT_MODELS
     names = hcnet.list_models()
     assert len(names) == len(set(names))
-    assert set(names) == set(HC_RECIPES) | set(IRNET_MODELS) | set(SQNXT_MODELS)
-    assert len(hcnet.list_models('hc_')) == 25 and set(hcnet.list_models('hc_')) == set(HC_RECIPES)
+    assert set(names) == (set(HC_RECIPES) | set(IRNET_MODELS) | set(SQNXT_MODELS)
+                          | set(GLUONCV_WIDTHS))
+    assert len(hcnet.list_models('hc_')) == 28 and set(hcnet.list_models('hc_')) == set(HC_RECIPES)
     assert hcnet.list_models('effb0') == [n for n in names if 'effb0' in n]
     assert len(hcnet.list_models('effb0')) == 9
 

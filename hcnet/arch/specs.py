@@ -1,15 +1,22 @@
-"""Base architectures as data: MobileNetV3-Large and EfficientNet-B0.
+"""Base architectures as data: MobileNetV3-Large, EfficientNet-B0 and B1-B3.
 
 A base spec lists the stem, the per-stage block rows, the head and classifier,
 the SE sizing rules, the paper's Adjacent placement and the counting
 convention under which the paper's MAdds/Params columns are reproduced
 (``../shared/reference/paper-tables.md``). Stages are numbered from 1 and
 named by their output width in the docs (stage 2 of MobileNetV3 = "24").
+
+EfficientNet-B1, B2 and B3 are not tables of their own: :func:`scale_spec` derives
+them from B0 by compound scaling (width, depth, resolution, dropout), so they can
+never drift from it.
 """
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-__all__ = ['Row', 'SERule', 'BaseSpec', 'BASE_SPECS', 'get_base_spec', 'make_divisible']
+__all__ = ['Row', 'SERule', 'BaseSpec', 'BASE_SPECS', 'get_base_spec', 'make_divisible',
+           'scale_spec', 'alternating_adjacent', 'EFFICIENTNET_SCALING']
 
 
 def make_divisible(value, divisor=8):
@@ -79,6 +86,9 @@ class BaseSpec:
     paper_se_madds: bool                   # paper convention: SE convs counted in MAdds
     paper_se_bias: bool                    # paper convention: SE biases counted in Params
     paper_anchored: bool                   # compare with the paper as differences from None
+    resolution: int = 224                  # the input size the network is meant for
+    width_mult: float = 1.0                # compound scaling this spec was derived with
+    depth_mult: float = 1.0                # (scale_spec); 1.0: a base table as published
 
     def stage_inputs(self):
         """Input width of each stage."""
@@ -137,11 +147,94 @@ def _efficientnet_b0():
         paper_se_madds=True, paper_se_bias=False, paper_anchored=False)
 
 
-BASE_SPECS = {spec.name: spec for spec in (_mbv3_large(), _efficientnet_b0())}
+def _scale_row(row, width, divisor):
+    return dataclasses.replace(
+        row, out=make_divisible(row.out * width, divisor),
+        exp=None if row.exp is None else make_divisible(row.exp * width, divisor))
+
+
+def alternating_adjacent(spec, stages):
+    """Adjacent positions (0-based) filling ``stages`` of ``spec`` in alternation: every
+    replaceable block whose input block is an MBBlock, the rest left M -- the greedy
+    Adjacent rule with a budget that covers exactly those stages."""
+    placed = []
+    for s in sorted(stages):
+        prev_idle = False
+        for b in range(len(spec.stages[s])):
+            idle = b > 0 and not prev_idle and spec.replaceable(s, b)
+            if idle:
+                placed.append((s, b))
+            prev_idle = idle
+    return tuple(placed)
+
+
+def scale_spec(base, width=1.0, depth=1.0, resolution=224, dropout=None, *, name=None,
+               title=None, divisor=8):
+    """Compound scaling of ``base`` (EfficientNet, Tan & Le 2019), as the reference does it.
+
+    * Widths: every channel count -- stem, block outputs (absolute expanded widths too),
+      head -- becomes ``make_divisible(c * width, divisor)`` (TF's / timm's
+      ``round_channels``); expand ratios, kernels, strides, SE and activations stay.
+    * Depth: stage ``s`` of ``n`` blocks gets ``ceil(n * depth)`` (``round_repeats``);
+      the new blocks repeat the stage's last row at stride 1.
+    * ``resolution`` is the input size the scaled network is meant for; ``dropout``
+      (default: the base's) the rate before the classifier. Drop-connect, SE rules and
+      the counting-convention flags are the base's.
+    * Adjacent placement. B0's (paper-tables.md) is the greedy rule of section 3 with a
+      budget of 5, which fills stages 40..192 in alternation -- ``M I M I ...`` from each
+      stage's first block -- and stops before stage 24. We keep that shape rather than
+      the budget: the same stages, each MBBlock followed by an IdleBlock, so the extra
+      depth of a scaled stage gets its share of IdleBlocks (a fixed budget of 5 would
+      leave every new block an MBBlock and put the idle ones in the last stages only).
+      On B0 itself this derivation gives B0's placement back; a scaling that keeps every
+      stage's depth keeps the base's placement as it is (MobileNetV3's is no alternation).
+      ``policy='adjacent', budget=n`` still applies the plain greedy rule to any spec.
+    """
+    base = base if isinstance(base, BaseSpec) else get_base_spec(base)
+    stages = []
+    for rows in base.stages:
+        scaled = [_scale_row(row, width, divisor) for row in rows]
+        n = int(math.ceil(len(rows) * depth))
+        last = dataclasses.replace(scaled[-1], stride=1)
+        stages.append(tuple(scaled[:n]) + (last,) * (n - len(scaled)))
+    spec = dataclasses.replace(
+        base, name=name or base.name, title=title or base.title,
+        stem_channels=make_divisible(base.stem_channels * width, divisor),
+        stages=tuple(stages),
+        head_channels=make_divisible(base.head_channels * width, divisor),
+        pre_logits=None if base.pre_logits is None else make_divisible(base.pre_logits * width,
+                                                                       divisor),
+        dropout=base.dropout if dropout is None else dropout, adjacent=(),
+        resolution=resolution, width_mult=base.width_mult * width,
+        depth_mult=base.depth_mult * depth)
+    if all(len(new) == len(old) for new, old in zip(spec.stages, base.stages)):
+        return dataclasses.replace(spec, adjacent=base.adjacent)
+    return dataclasses.replace(
+        spec, adjacent=alternating_adjacent(spec, {s for s, _ in base.adjacent}))
+
+
+#: EfficientNet-B1..B3 from B0: (width, depth, resolution, dropout), the EfficientNet
+#: paper's / reference implementation's coefficients
+EFFICIENTNET_SCALING = {
+    1: (1.0, 1.1, 240, 0.2),
+    2: (1.1, 1.2, 260, 0.3),
+    3: (1.2, 1.4, 300, 0.3),
+}
+
+
+def _efficientnet_scaled(b0):
+    return tuple(scale_spec(b0, width, depth, resolution, dropout,
+                            name='efficientnet_b%d' % k, title='EfficientNet-B%d' % k)
+                 for k, (width, depth, resolution, dropout) in EFFICIENTNET_SCALING.items())
+
+
+_B0 = _efficientnet_b0()
+BASE_SPECS = {spec.name: spec
+              for spec in (_mbv3_large(), _B0) + _efficientnet_scaled(_B0)}
 
 
 def get_base_spec(name):
-    """Look up a base spec by name (``mobilenetv3_large`` or ``efficientnet_b0``)."""
+    """Look up a base spec by name (``mobilenetv3_large``, ``efficientnet_b0`` .. ``_b3``)."""
     if isinstance(name, BaseSpec):
         return name
     try:

@@ -1,8 +1,9 @@
 """Every network of the paper's Tables 1-7, registered by name.
 
-Naming: ``hc_[effb0_]m<M>_<blocks><N>[_lr]``
+Naming: ``hc_[effb<K>_]m<M>_<blocks><N>[_lr]``
 
-* ``effb0`` -- EfficientNet-B0 base; without it, MobileNetV3-Large;
+* ``effb<K>`` -- EfficientNet-B<K> base (B1-B3: B0 compound-scaled,
+  :func:`hcnet.arch.scale_spec`); without it, MobileNetV3-Large;
 * ``m<M>`` -- M MBBlocks;
 * ``i<N>`` -- N IdleBlocks (all on the default side, R: see ``IdleBlock``),
   ``isb<N>`` -- N Inverted Shuffle Blocks, ``lr<N>`` -- N IdleBlocks alternating
@@ -15,7 +16,7 @@ resolved pattern with ``hcnet describe NAME``.
 """
 import mxnet as mx
 
-from ..models.hc import DEFAULT_CFG, build_hcnet
+from ..models.hc import build_hcnet, hc_cfg
 from .builder import build_model
 from .registry import register_model
 
@@ -35,10 +36,11 @@ def hc_net(base, *, pretrained=False, ctx=mx.cpu(), root=None, name=None,
     afresh (fine-tuning on other classes).
     """
     return build_model(build_hcnet, name, base=base, pretrained=pretrained, ctx=ctx, root=root,
-                       pretrained_classifier=pretrained_classifier, default_cfg=DEFAULT_CFG,
+                       pretrained_classifier=pretrained_classifier, default_cfg=hc_cfg(base),
                        **kwargs)
 
 _MB, _EFF = 'mobilenetv3_large', 'efficientnet_b0'
+_B1, _B2, _B3 = 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3'
 
 #: name -> (base, composition recipe, what it is)
 HC_RECIPES = {
@@ -82,6 +84,11 @@ HC_RECIPES = {
                         'stages 24..192 at double depth'),
     'hc_effb0_m44_i0': (_EFF, dict(policy='deeper', insert='M', count=2, at='all'),
                         'stages 24..192 at triple depth'),
+    # EfficientNet-B1..B3 (Table 4's comparison rows), compound-scaled from B0; any policy
+    # composes on them (hcnet.hc_net('efficientnet_b1', policy='adjacent'))
+    'hc_effb1_m23_i0': (_B1, dict(policy='none'), 'None: EfficientNet-B1'),
+    'hc_effb2_m23_i0': (_B2, dict(policy='none'), 'None: EfficientNet-B2'),
+    'hc_effb3_m26_i0': (_B3, dict(policy='none'), 'None: EfficientNet-B3'),
 }
 
 
@@ -97,4 +104,4 @@ def _constructor(name, base, recipe, what):
 
 
 for _name, (_base, _recipe, _what) in HC_RECIPES.items():
-    register_model(_constructor(_name, _base, _recipe, _what), cfg=DEFAULT_CFG)
+    register_model(_constructor(_name, _base, _recipe, _what), cfg=hc_cfg(_base))

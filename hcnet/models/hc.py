@@ -7,10 +7,20 @@ from ..arch import compose, get_base_spec, resolve
 from .cfg import ModelCfg
 from ..nn import classifier_head, IdleBlock, MBBlock, SEModule, conv_bn_act, get_act_layer
 
-__all__ = ['HCNet', 'build_hcnet', 'DEFAULT_CFG']
+__all__ = ['HCNet', 'build_hcnet', 'DEFAULT_CFG', 'hc_cfg']
 
 #: ImageNet at 224x224 (the paper's Tables 1-7)
 DEFAULT_CFG = ModelCfg(input_size=224, classes=1000)
+
+
+def hc_cfg(base):
+    """The :class:`ModelCfg` of networks on ``base``: its resolution, and the reference's
+    evaluation crop there (resize to size + 32, centre crop: ``crop_ratio = size / (size +
+    32)``, TF EfficientNet's ``CROP_PADDING``; 0.875 at 224, so :data:`DEFAULT_CFG`)."""
+    size = get_base_spec(base).resolution
+    if size == DEFAULT_CFG.input_size:
+        return DEFAULT_CFG
+    return ModelCfg(input_size=size, crop_ratio=size / (size + 32.0), classes=1000)
 
 
 class HCNet(nn.HybridBlock):

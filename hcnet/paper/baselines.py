@@ -9,16 +9,18 @@ quoted figure refers to (227 for the Caffe models SqueezeNet and SqueezeNext,
 224 otherwise).
 
 Networks come from GluonCV 0.10.5's model zoo where it has them (never
-re-implemented here); SqueezeNext from hcnet (:mod:`hcnet.models.sqnxt`). Two quoted
-widths GluonCV has no zoo name for are measured from GluonCV's own code:
-MobileNet v2 1.4 with ``gluoncv.model_zoo.mobilenet.get_mobilenet_v2(1.4)`` and
-ShuffleNet v2 2.0x by stacking GluonCV's ``shuffleUnitV2`` at its 2.0x widths
-(``make_stage(multiplier=2)``, which GluonCV's ``ShuffleNetV2`` never passes).
+re-implemented here); SqueezeNext from hcnet (:mod:`hcnet.models.sqnxt`), EfficientNet-B0
+to B3 from hcnet (``hc_effb0_m16_i0`` .. ``hc_effb3_m26_i0``). Two quoted widths GluonCV
+has no zoo name for are built from GluonCV's own code and named in hcnet's zoo
+(:mod:`hcnet.models.gluoncv_widths`): ``mobilenetv2_1.4`` (GluonCV's ``MobileNetV2(1.4)``)
+and ``shufflenet_v2_2.0`` (GluonCV's ``shuffleUnitV2`` stages at the 2.0x widths,
+``make_stage(multiplier=2)``, which GluonCV's ``ShuffleNetV2`` never passes).
 Rows of networks nobody here implements are listed with their quoted figures.
 
 :func:`render_baselines` returns the Markdown section; :data:`BASELINES` is the data;
 :data:`GLUONCV_BASELINES` the GluonCV zoo names; :func:`baseline_configs` the
-zoo names that have a config under ``hcnet/configs/baselines/``.
+config names under ``hcnet/configs/baselines/`` (the zoo name, or ``<name>_<size>``
+for a row at another resolution, e.g. ``mobilenet1.0_192``).
 """
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,8 +43,14 @@ class Baseline:
     input_size: int = 224             # resolution of the quoted figures (and of ours)
     table: Optional[int] = None       # the HC paper's table the row is in
     label: Optional[str] = None       # the row's label there
-    config: bool = False              # has hcnet/configs/baselines/<model>.yaml
+    config: bool = False              # has hcnet/configs/baselines/<config_name>.yaml
     note: str = ''
+    config_suffix: str = ''           # config name = model + suffix (a row at another size)
+
+    @property
+    def config_name(self):
+        """Name of this row's config under ``hcnet/configs/baselines/`` (None: no config)."""
+        return self.model + self.config_suffix if self.config else None
 
 
 _SLIDES = 'slides'
@@ -80,6 +88,15 @@ BASELINES = (
     Baseline('MobileNet v1', '0.25', 'mobilenet0.25', _GCV, 41, 0.5, 50.6,
              'slides: MobileNet Table 6', config=True,
              note='the quoted 0.5 M has one significant digit'),
+    Baseline('MobileNet v1', '1.0-192', 'mobilenet1.0', _GCV, 418, 4.2, 69.1,
+             'slides: MobileNet Table 7 (resolution)', input_size=192, config=True,
+             config_suffix='_192'),
+    Baseline('MobileNet v1', '1.0-160', 'mobilenet1.0', _GCV, 290, 4.2, 67.2,
+             'slides: MobileNet Table 7 (resolution)', input_size=160, config=True,
+             config_suffix='_160'),
+    Baseline('MobileNet v1', '1.0-128', 'mobilenet1.0', _GCV, 186, 4.2, 64.4,
+             'slides: MobileNet Table 7 (resolution)', input_size=128, config=True,
+             config_suffix='_128'),
     # --- ShuffleNet v1 -----------------------------------------------------------------
     Baseline('ShuffleNet v1', '1x (g=3)', 'shufflenet_v1', _GCV, 137, None, 67.4,
              'slides: ShuffleNet Tables 1-2 (137 MFLOPs for g=3; error 32.6%)', config=True,
@@ -98,8 +115,8 @@ BASELINES = (
                   'of the V1 vs V2 slide'),
     Baseline('MobileNet v2', '1.4', 'mobilenetv2_1.4', 'gluoncv-code', 585, 6.9, 74.7,
              'slides: MobileNetV2 Table 4; paper Table 2', table=2,
-             label='MobileNet v2 (1.4) [21]',
-             note='no GluonCV zoo name; measured with get_mobilenet_v2(1.4), which rounds '
+             label='MobileNet v2 (1.4) [21]', config=True,
+             note='no GluonCV zoo name; hcnet names GluonCV\'s MobileNetV2(1.4), which rounds '
                   'widths with int(c * 1.4) (e.g. 22, 33, 44 channels) where the reference '
                   'rounds to multiples of 8; the 6.9 M quoted is not reproduced by this '
                   'network (-12%), we have not traced the rest of the gap'),
@@ -127,8 +144,8 @@ BASELINES = (
              'slides: ShuffleNet V2 Table 5 and results (error 27.4%)', note=_NA),
     Baseline('ShuffleNet v2', '2x', 'shufflenet_v2_2.0', 'gluoncv-code', 591, 7.4, 74.9,
              'slides: ShuffleNet V2 Table 5 and results; paper Table 2', table=2,
-             label='ShuffleNet v2 [19]',
-             note='no GluonCV zoo name; measured from GluonCV\'s shuffleUnitV2 at the 2x '
+             label='ShuffleNet v2 [19]', config=True,
+             note='no GluonCV zoo name; hcnet names GluonCV\'s shuffleUnitV2 stages at the 2x '
                   'widths (244/488/976, conv5 2048)'),
     # --- the rest of the paper's Table 2 -----------------------------------------------
     Baseline('MobileNet v3', 'Large 1.0', 'mobilenetv3_large', _GCV, 219, 5.4, 75.2,
@@ -164,12 +181,18 @@ BASELINES = (
     Baseline('DARTS', '', None, None, 595, 4.9, 73.1, 'paper Table 2', table=2,
              label='DARTS [18]', note=_NA),
     # --- the paper's Table 4 (GluonCV rows marked ◇ there) -----------------------------
-    Baseline('EfficientNet-B1', '', None, None, 700, 7.8, 78.8, 'paper Table 4', table=4,
-             label='EfficientNet-B1 [24]', note=_NA),
-    Baseline('EfficientNet-B2', '', None, None, 1000, 9.2, 79.8, 'paper Table 4', table=4,
-             label='EfficientNet-B2 [24]', note=_NA),
-    Baseline('EfficientNet-B3', '', None, None, 1800, 12.0, 81.1, 'paper Table 4', table=4,
-             label='EfficientNet-B3 [24]', note=_NA),
+    Baseline('EfficientNet-B1', '', 'hc_effb1_m23_i0', 'hcnet', 700, 7.8, 78.8,
+             'paper Table 4', input_size=240, table=4, label='EfficientNet-B1 [24]',
+             note="not in GluonCV; hcnet's EfficientNet-B1 is hc_effb1_m23_i0, B0 "
+                  'compound-scaled (hcnet.arch.scale_spec; hcnet/configs/efficientnet)'),
+    Baseline('EfficientNet-B2', '', 'hc_effb2_m23_i0', 'hcnet', 1000, 9.2, 79.8,
+             'paper Table 4', input_size=260, table=4, label='EfficientNet-B2 [24]',
+             note="not in GluonCV; hcnet's EfficientNet-B2 is hc_effb2_m23_i0 "
+                  '(hcnet/configs/efficientnet)'),
+    Baseline('EfficientNet-B3', '', 'hc_effb3_m26_i0', 'hcnet', 1800, 12.0, 81.1,
+             'paper Table 4', input_size=300, table=4, label='EfficientNet-B3 [24]',
+             note="not in GluonCV; hcnet's EfficientNet-B3 is hc_effb3_m26_i0 "
+                  '(hcnet/configs/efficientnet)'),
     Baseline('ResNet-50 v1', '', 'resnet50_v1', _GCV, 4100, 26.0, 77.3, 'paper Table 4 (◇)',
              table=4, label='ResNet-50 v1 [◇]', config=True,
              note="GluonCV's v1 strides in the first 1x1 of a downsampling bottleneck (3.86 G); "
@@ -193,31 +216,15 @@ GLUONCV_BASELINES = tuple(b.model for b in BASELINES if b.zoo == _GCV)
 
 
 def baseline_configs():
-    """Zoo names that have a config ``hcnet/configs/baselines/<name>.yaml``."""
-    return [b.model for b in BASELINES if b.config]
+    """Config names ``hcnet/configs/baselines/<name>.yaml`` (:attr:`Baseline.config_name`)."""
+    return [b.config_name for b in BASELINES if b.config]
 
 
 def _shufflenet_v2(multiplier):
-    """GluonCV's ShuffleNetV2 at another width, from GluonCV's own units and stage maker."""
-    from gluoncv.model_zoo.shufflenet import ShuffleNetV2, _conv2d
-    from mxnet.gluon import nn
-
-    class _ShuffleNetV2(ShuffleNetV2):
-        def __init__(self, classes=1000):
-            nn.HybridBlock.__init__(self)       # ShuffleNetV2.__init__ fixes the width at 1x
-            with self.name_scope():
-                self.features = nn.HybridSequential(prefix='')
-                self.features.add(_conv2d(channel=24, kernel=3, stride=2, padding=1,
-                                          use_act=True, use_bias=False))
-                self.features.add(nn.MaxPool2D(pool_size=3, strides=2, padding=1))
-                for stage in (2, 3, 4):
-                    self.features.add(self.make_stage(stage, multiplier))
-                self.features.add(_conv2d(channel=2048 if multiplier == 2 else 1024, kernel=1,
-                                          stride=1, use_act=True, use_bias=False))
-                self.features.add(nn.GlobalAvgPool2D())
-                self.output = nn.Dense(classes)
-
-    return _ShuffleNetV2()
+    """GluonCV's ShuffleNetV2 at another width
+    (:func:`hcnet.models.gluoncv_widths.build_shufflenet_v2`)."""
+    from ..models.gluoncv_widths import build_shufflenet_v2
+    return build_shufflenet_v2(multiplier)
 
 
 def build_baseline(row):
@@ -233,11 +240,10 @@ def build_baseline(row):
             return SqueezeNext(*SQNXT_MODELS[row.model])
         from ..model_zoo import get_model
         return get_model(row.model)
-    if row.model == 'mobilenetv2_1.4':
-        from gluoncv.model_zoo.mobilenet import get_mobilenet_v2
-        return get_mobilenet_v2(1.4)
-    if row.model == 'shufflenet_v2_2.0':
-        return _shufflenet_v2(2)
+    from ..models.gluoncv_widths import GLUONCV_WIDTHS
+    if row.model in GLUONCV_WIDTHS:
+        builder, width = GLUONCV_WIDTHS[row.model]
+        return builder(width)
     raise ValueError('no builder for %r' % (row,))
 
 
@@ -267,8 +273,10 @@ def render_baselines():
            'Ours: `hcnet.count` on the built network (conv + FC multiply-adds including SE, '
            'trainable parameters / 1e6), at the input size the quoted figure refers to. '
            'Networks come from GluonCV 0.10.5\'s model zoo, SqueezeNext from hcnet '
-           '(`hcnet.models.sqnxt`, after the authors\' Caffe definitions). "–": not quoted, or no '
-           'implementation here.', '',
+           '(`hcnet.models.sqnxt`, after the authors\' Caffe definitions), EfficientNet-B0..B3 '
+           'from hcnet (B1-B3 compound-scaled from B0, `hcnet.arch.scale_spec`), and the two '
+           'widths GluonCV builds but does not name from GluonCV\'s code under hcnet names '
+           '(`hcnet.models.gluoncv_widths`). "–": not quoted, or no implementation here.', '',
            '| network | width | model | input | MAdds quoted | ours | Δ | Params quoted | ours '
            '| Δ | top-1 quoted | source |',
            '|' + '---|' * 12]
@@ -279,7 +287,7 @@ def render_baselines():
         if row.model is None:
             model = '–'
         elif row.zoo == 'gluoncv-code':
-            model = '%s (GluonCV code, no zoo name)' % row.model
+            model = '`%s` (hcnet name, GluonCV code)' % row.model
         else:
             model = '`%s` (%s)' % (row.model, 'GluonCV' if row.zoo == _GCV else 'hcnet')
         out.append('| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |' % (

@@ -5,6 +5,8 @@ its ``--check`` mode, and the tests. ``check`` lists the columns we claim to
 reproduce within ``TOLERANCE``; a column left out carries the reason in ``note``.
 MobileNetV3 rows are compared as differences from the None row ("anchored":
 paper None + ours - our None), see ``../shared/reference/paper-tables.md``.
+Rows the paper quotes from other papers (Table 4's EfficientNet-B0..B3 [24]) carry
+figures in the standard convention and are compared with ours in it (``convention``).
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -21,7 +23,7 @@ TABLES = {
     1: 'Hybrid composition configurations on MobileNetV3',
     2: 'HC on MobileNetV3 against the state of the art (HC rows)',
     3: 'Hybrid composition configurations on EfficientNet-B0',
-    4: 'HC on EfficientNet-B0 against the state of the art (HC rows)',
+    4: 'HC on EfficientNet-B0 against the state of the art (EfficientNet-B0..B3 and HC rows)',
     5: 'Impact of the channel shuffle (ISB vs IdleBlock), MobileNetV3',
     6: 'Deep monotonous MBBlock networks vs deep hybrid composition',
     7: 'Monotonic vs alternating L/R IdleBlocks, MobileNetV3 (top-1 only)',
@@ -33,6 +35,11 @@ _MB_DEEP = ('Params reproduce; MAdds fall short by a fixed amount per added bloc
 _M1 = ('the paper does not define a stride-2 / widening IdleBlock; ours is documented in '
        'hcnet.nn.IdleBlock and differs')
 _NONE_TABLE7 = 'Table 7 reports top-1 only'
+_EFFNET = ('quoted from EfficientNet [24] (its own recipe and counting: trainable parameters '
+           '/ 1e6, multiply-adds with SE), rounded to 1-2 digits: compared with our standard '
+           'column, not checked. Ours: %s, EfficientNet-B0 compound-scaled '
+           "(hcnet.arch.scale_spec), at %d px; its trainable parameters are checked against "
+           "timm's count in tests/test_efficientnet_scaled.py")
 _BOTH = ('madds', 'params')
 
 
@@ -48,6 +55,13 @@ class PaperRow:
     input_size: int = 224           # evaluation resolution
     check: Tuple[str, ...] = _BOTH  # columns reproduced within TOLERANCE
     note: str = ''                  # why a column is not checked
+    convention: str = 'paper'       # of the quoted figures: 'paper' (the HC paper's own
+                                    # networks) or 'standard' (quoted from another paper)
+
+    def __post_init__(self):
+        if self.convention not in ('paper', 'standard'):
+            raise ValueError("convention must be 'paper' or 'standard', not %r"
+                             % (self.convention,))
 
 
 def _r(*args, **kwargs):
@@ -79,11 +93,23 @@ PAPER_ROWS = (
     _r(3, 'Adjacent', 'hc_effb0_m11_i5', 334.4, 4.54, 76.61),
     _r(3, 'Adjacent + 1 IdleBlock', 'hc_effb0_m11_i10', 397.81, 5.46, 77.60),
     _r(3, 'Adjacent + 1 IdleBlock L/R', 'hc_effb0_m11_i10_lr', 397.81, 5.46, 77.25),
-    # Table 4: HC rows (rounded), the last one at 320x320
+    # Table 4: EfficientNet-B0..B3 as quoted from [24] (standard convention, each at its
+    # resolution), then the HC rows (rounded), the last one at 320x320
+    _r(4, 'EfficientNet-B0 [24]', 'hc_effb0_m16_i0', 390, 5.3, 76.3, check=(),
+       convention='standard', note=('quoted from EfficientNet [24] (its own recipe and '
+                                    'counting: trainable parameters / 1e6, multiply-adds with '
+                                    'SE), rounded to 1-2 digits: compared with our standard '
+                                    'column, not checked')),
+    _r(4, 'EfficientNet-B1 [24]', 'hc_effb1_m23_i0', 700, 7.8, 78.8, input_size=240, check=(),
+       convention='standard', note=_EFFNET % ('width 1.0, depth 1.1', 240)),
+    _r(4, 'EfficientNet-B2 [24]', 'hc_effb2_m23_i0', 1000, 9.2, 79.8, input_size=260,
+       check=(), convention='standard', note=_EFFNET % ('width 1.1, depth 1.2', 260)),
+    _r(4, 'EfficientNet-B3 [24]', 'hc_effb3_m26_i0', 1800, 12.0, 81.1, input_size=300,
+       check=(), convention='standard', note=_EFFNET % ('width 1.2, depth 1.4', 300)),
     _r(4, 'EfficientNet-B0*', 'hc_effb0_m16_i0', 385, 5.1, 77.0, check=(), note=_ROUNDED % 3),
     _r(4, 'HC(M=16, I=14)', 'hc_effb0_m16_i14', 569, 7.1, 79.0, check=(), note=_ROUNDED % 6),
     _r(4, 'HC(M=16, I=28)', 'hc_effb0_m16_i28', 752, 9.2, 79.5, check=(), note=_ROUNDED % 6),
-    _r(4, 'HC(M=16, I=28)', 'hc_effb0_m16_i28', 1532, 9.2, 81.0, input_size=320,
+    _r(4, 'HC(M=16, I=28) [□]', 'hc_effb0_m16_i28', 1532, 9.2, 81.0, input_size=320,
        check=('madds',), note='Params: ' + _ROUNDED % 6),
     # Table 5: channel shuffle ablation, MobileNetV3 ("M=10" in the paper is a typo for 15)
     _r(5, 'M=1, ISB=14', 'hc_m1_isb14', 157.8, 4.8, 73.8, 73.7, check=(), note=_M1),

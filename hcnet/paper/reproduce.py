@@ -25,8 +25,8 @@ class RowResult:
     num_idle: int
     raw_madds: float               # ours, paper convention
     raw_params: float
-    madds: float                   # what is compared: raw, or anchored on the None row
-    params: float
+    madds: float                   # what is compared: raw, anchored on the None row, or
+    params: float                  # standard (rows quoted in the standard convention)
     std_madds: float               # ours, standard convention
     std_params: float
     anchored: bool
@@ -54,7 +54,8 @@ def _paper_numbers(model, input_size):
 
 
 def reproduce(rows=PAPER_ROWS):
-    """Measure every row; MobileNetV3 rows are anchored on the paper's None figures."""
+    """Measure every row; MobileNetV3 rows are anchored on the paper's None figures, rows
+    quoted in the standard convention are compared in it."""
     anchors = {}
     for base, model in ANCHOR.items():
         row = next(r for r in PAPER_ROWS if r.model == model and r.madds is not None)
@@ -64,10 +65,12 @@ def reproduce(rows=PAPER_ROWS):
     for row in rows:
         net, cx, madds, params = _paper_numbers(row.model, row.input_size)
         raw = madds, params
-        offset: Optional[tuple] = anchors.get(net.base.name) if net.base.paper_anchored else None
-        if offset is not None:
-            madds, params = madds + offset[0], params + offset[1]
         std_madds, std_params = cx.standard()
+        offset: Optional[tuple] = anchors.get(net.base.name) if net.base.paper_anchored else None
+        if row.convention == 'standard':
+            madds, params, offset = std_madds, std_params, None
+        elif offset is not None:
+            madds, params = madds + offset[0], params + offset[1]
         results.append(RowResult(row=row, pattern=str(net.pattern), num_mb=net.pattern.num_mb,
                                  num_idle=net.pattern.num_idle, raw_madds=raw[0],
                                  raw_params=raw[1], madds=madds, params=params,
