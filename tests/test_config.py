@@ -47,7 +47,7 @@ def test_one_single_node_and_one_distributed_config_per_network():
         single, dist = load_config(model + '.yaml'), load_config(model + '_dist.yaml')
         assert single['model.name'] == dist['model.name'] == model
         assert single['train.optimizer'] == 'nag' and dist['train.optimizer'] == 'lbsgd'
-        assert not dist['data.shard_by_rank']
+        assert dist['data.shard'] == 'node'
 
 
 def test_configs_name_their_row_and_the_papers_top1():
@@ -57,7 +57,7 @@ def test_configs_name_their_row_and_the_papers_top1():
             row = next(r for r in PAPER_ROWS
                        if r.table == cfg['paper.table'] and r.label == cfg['paper.row'])
             assert row.model == model
-            if model.startswith('hc_effb0'):   # the paper's EfficientNet runs are distributed
+            if model.startswith('hc_effb'):    # the paper's EfficientNet runs are distributed
                 expected = row.top1 if suffix else None
             else:
                 expected = getattr(row, attr)

@@ -101,7 +101,7 @@ def test_synthetic_deterministic():
 
 
 def test_synthetic_shard_by_rank_disjoint():
-    cfg = synth_cfg(data__shard_by_rank=True, data__synthetic_samples=103)
+    cfg = synth_cfg(data__shard='rank', data__synthetic_samples=103)
     ranks = [build_data(cfg, batch_size=8, rank=r, num_ranks=2) for r in range(2)]
     assert [len(r.train) for r in ranks] == [6, 6]  # 51 images per rank, 48 used
     assert [r.num_train for r in ranks] == [51, 51]
@@ -115,7 +115,7 @@ def test_synthetic_shard_by_rank_disjoint():
 
 
 def test_synthetic_no_shard_every_rank_whole_set():
-    cfg = synth_cfg(data__shard_by_rank=False, data__synthetic_samples=96)
+    cfg = synth_cfg(data__shard='none', data__synthetic_samples=96)
     ranks = [build_data(cfg, batch_size=8, rank=r, num_ranks=2) for r in range(2)]
     assert [len(r.train) for r in ranks] == [12, 12] and ranks[0].num_train == 96
     h = [row_hashes(collect(r.train.epoch(0))) for r in ranks]
@@ -335,7 +335,7 @@ def test_image_folder_val_two_ranks(folder):
 
 
 def test_image_folder_shard_by_rank(folder):
-    cfg = folder_cfg(folder, data__shard_by_rank=True, data__color_jitter=0.0,
+    cfg = folder_cfg(folder, data__shard='rank', data__color_jitter=0.0,
                      data__pca_noise=0.0)
     parts = [build_data(cfg, batch_size=16, rank=r, num_ranks=2) for r in range(2)]
     assert [len(p.train) for p in parts] == [5, 5] and parts[0].num_train == 80
@@ -408,7 +408,7 @@ def test_imagenet_rec_deterministic(recdir):
 
 
 def test_imagenet_rec_two_ranks(recdir):
-    parts = [build_data(rec_cfg(recdir, data__shard_by_rank=True), batch_size=16, rank=r,
+    parts = [build_data(rec_cfg(recdir, data__shard='rank'), batch_size=16, rank=r,
                         num_ranks=2) for r in range(2)]
     assert [p.num_train for p in parts] == [80, 79]  # dmlc's split: ceil(159 / 2) first
     assert [len(p.train) for p in parts] == [4, 4]
@@ -501,3 +501,46 @@ def test_image_folder_epoch_from_a_step(folder):
 
 def test_imagenet_rec_epoch_from_a_step(recdir):
     _check_tail(build_data(rec_cfg(recdir), batch_size=16).train)
+
+
+# --------------------------------------------------------------------------------------
+# data.shard=node: the ranks of a node share one pass, each node in its own order
+
+def test_synthetic_shard_by_node():
+    cfg = synth_cfg(data__shard='node', data__synthetic_samples=96)
+    # 4 ranks on 2 nodes of 2
+    ranks = [build_data(cfg, batch_size=8, rank=r, num_ranks=4, local_rank=r % 2,
+                        local_size=2, node=r // 2) for r in range(4)]
+    assert [len(r.train) for r in ranks] == [6] * 4 and ranks[0].num_train == 48
+    h = [row_hashes(collect(r.train.epoch(1))) for r in ranks]
+    for node in (0, 1):
+        a, b = h[2 * node], h[2 * node + 1]
+        assert not set(a) & set(b) and len(set(a) | set(b)) == 96   # one pass per node
+    assert h[0] + h[1] != h[2] + h[3]                               # in its own order
+    # one node holding every rank is rank sharding's split (its own permutation)
+    one = [build_data(cfg, batch_size=8, rank=r, num_ranks=2) for r in range(2)]
+    a, b = (row_hashes(collect(r.train.epoch(0))) for r in one)
+    assert not set(a) & set(b) and len(set(a) | set(b)) == 96
+
+
+def test_shard_passes_per_epoch():
+    from hcnet.train.data import Shard
+    # 8 nodes x 8 ranks: node = 8 passes per epoch (the paper's), rank = 1, none = 64
+    assert Shard.of('node', 9, 64, 1, 8, 1).passes(64) == 8
+    assert Shard.of('rank', 9, 64).passes(64) == 1
+    assert Shard.of('none', 9, 64).passes(64) == 64
+
+
+def test_imagenet_rec_shard_by_node(recdir):
+    # two nodes of one rank each: every rank reads the whole file, in its node's order
+    parts = [build_data(rec_cfg(recdir, data__shard='node'), batch_size=16, rank=r,
+                        num_ranks=2, local_rank=0, local_size=1, node=r) for r in range(2)]
+    assert [p.num_train for p in parts] == [N_TRAIN] * 2
+    h = [row_hashes(collect(p.train.epoch(0))) for p in parts]
+    assert len(h[0]) == len(h[1]) == (N_TRAIN // 16) * 16 and h[0] != h[1]
+
+
+def test_shard_by_rank_is_refused_with_its_replacement():
+    with pytest.raises(ConfigError, match=r'data.shard_by_rank is gone: use data.shard '
+                                          r'\(true was data.shard=rank'):
+        load_config(None, ['data.shard_by_rank=true'])

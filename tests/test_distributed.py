@@ -52,6 +52,44 @@ def test_two_processes_train_and_only_rank0_writes(tmp_path):
     assert load_checkpoint(os.path.join(out, 'last.ckpt'))['meta']['epoch'] == 1
 
 
+def test_node_sharding_on_one_host_splits_the_pass(tmp_path):
+    """data.shard=node, the distributed configs' default: the two ranks of one node share a
+    pass (each reads half); a config that says rank or none gives 1 or 2 passes."""
+    for shard, steps, passes in (('node', 8, 1), ('rank', 8, 1), ('none', 16, 2)):
+        out = str(tmp_path / shard)
+        proc = horovodrun(2, SMALL + ['data.synthetic_samples=256', 'train.batch_size=16',
+                                      'train.epochs=1', 'data.shard=%s' % shard,
+                                      'output_dir=%s' % out])
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        text = proc.stdout + proc.stderr
+        assert '%d steps/epoch' % steps in text
+        assert ('1 epoch = %d passes over the 256 training images (data.shard=%s: 1 node(s) x '
+                '2 rank(s)/node; %d steps x 32 images)' % (passes, shard, steps)) in text
+
+
+def test_fp16_allreduce_trains_close_to_float32(tmp_path):
+    """train.fp16_allreduce sends the gradients as float16 (Horovod's Compression.fp16):
+    the run trains, close to the float32-allreduce run but not bit-equal to it (the
+    compression is really applied)."""
+    common = SMALL + ['data.synthetic_samples=192', 'data.shard=rank', 'train.epochs=1',
+                      'train.steps_per_epoch=3', 'train.mixup_alpha=0', 'train.batch_size=16',
+                      'train.lr=0.005',
+                      'model.kwargs={dropout: 0.0, norm_kwargs: {use_global_stats: true}}']
+    params = {}
+    for flag in ('false', 'true'):
+        out = str(tmp_path / flag)
+        proc = horovodrun(2, common + ['train.fp16_allreduce=%s' % flag, 'output_dir=%s' % out])
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        params[flag] = load_checkpoint(os.path.join(out, 'last.ckpt'))['params']
+    a, b = params['false'], params['true']
+    assert any(not np.array_equal(a[n], b[n]) for n in a)
+    # float16 keeps 11 bits (and flushes gradients below 6e-8): close as a whole, per
+    # element only where the values are not tiny
+    diff = np.sqrt(sum(float(np.sum((a[n].astype(np.float64) - b[n]) ** 2)) for n in a))
+    norm = np.sqrt(sum(float(np.sum(a[n].astype(np.float64) ** 2)) for n in a))
+    assert diff / norm < 1e-4, diff / norm
+
+
 def test_gradients_are_averaged_across_processes(tmp_path):
     """K steps of 2 processes x batch b == 1 process x batch 2b (same data, no Mixup).
 
@@ -60,7 +98,7 @@ def test_gradients_are_averaged_across_processes(tmp_path):
     amplified; a run whose gradients were summed instead of averaged (the same as
     doubling the lr) must differ by far more than the tolerance.
     """
-    common = SMALL + ['data.synthetic_samples=192', 'data.shard_by_rank=true', 'train.epochs=1',
+    common = SMALL + ['data.synthetic_samples=192', 'data.shard=rank', 'train.epochs=1',
                       'train.steps_per_epoch=3', 'train.mixup_alpha=0', 'train.seed=3',
                       'train.warmup_epochs=0',
                       'model.kwargs={dropout: 0.0, norm_kwargs: {use_global_stats: true}}']
@@ -342,3 +380,7 @@ def test_training_across_two_hosts(two_hosts, tmp_path):
         r'rendezvous started for rank=\d+, size=\d+, dev=\{[^}]*addr=\[([^\]]+)\]', text))
     assert bound == set(ips), bound
     assert load_checkpoint(os.path.join(out, 'last.ckpt'))['meta']['epoch'] == 0
+    # data.shard=node (the distributed configs): one rank per node, so each rank passes
+    # over all 128 images (8 steps of 16), and the job over them twice
+    assert ('1 epoch = 2 passes over the 128 training images (data.shard=node: 2 node(s) x '
+            '1 rank(s)/node; 8 steps x 32 images)') in text, text[-3000:]

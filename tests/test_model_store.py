@@ -517,3 +517,39 @@ def test_file_lock_serialises_and_cleans_up(tmp_path):
         t.join()
     assert order in (['a+', 'a-', 'b+', 'b-'], ['b+', 'b-', 'a+', 'a-'])
     assert not os.path.exists(path)
+
+
+# --------------------------------------------------------------------------------------
+# constructor arguments: weights trained with model.kwargs build the network they fit
+
+def test_entry_kwargs_build_the_network_the_weights_fit(tmp_path, serve):
+    ckpt = str(tmp_path / 'nodrop.ckpt')
+    # dropout 0 drops the Dropout block: the classifier's parameter names change
+    net = hcnet.get_model(NAME, classes=10, dropout=0.0)
+    net(_x())
+    config = {'model': {'name': NAME, 'classes': 10, 'kwargs': {'dropout': 0.0}},
+              'data': {'dataset': 'synthetic', 'input_size': 32}}
+    save_checkpoint(ckpt, net, None, {'epoch': 0, 'model': NAME, 'classes': 10, 'top1': 10.0,
+                                      'config': config})
+    assert sorted(net._collect_params_with_prefix()) != sorted(
+        hcnet.get_model(NAME, classes=10)._collect_params_with_prefix())
+    store = str(tmp_path / 'store')
+    entry = publish_model.publish(ckpt, store)
+    assert entry['kwargs'] == {'dropout': 0.0}
+    serve(store)
+    got = hcnet.get_model(NAME, pretrained=True, classes=10, root=str(tmp_path / 'cache'))
+    np.testing.assert_array_equal(got(_x()).asnumpy(), net(_x()).asnumpy())
+
+
+@pytest.mark.parametrize('kwargs', [{'ctx': 'gpu'}, {'root': '/etc'}, ['dropout'],
+                                    {'x': {'a': {'b': {'c': {'d': 1}}}}}, {'not-a-name': 1},
+                                    {'f': 'x' * 300}])
+def test_entry_kwargs_that_are_not_plain_arguments_make_the_entry_ignored(kwargs, caplog):
+    """An index from someone else cannot pass the build its own ctx / root, or anything
+    but plain values."""
+    from hcnet.store.fetch import _plain_kwargs, _valid_entries
+    assert not _plain_kwargs(kwargs)
+    assert _plain_kwargs({'dropout': 0.0, 'norm_kwargs': {'epsilon': 1e-3}}) and _plain_kwargs(None)
+    entry = {'sha1': 'a' * 40, 'file': 'x-aaaaaaaa.params', 'kwargs': kwargs}
+    assert _valid_entries({'x': entry}, 'index.json') == {}
+    assert 'its kwargs' in caplog.text

@@ -205,7 +205,7 @@ def test_sigterm_to_one_rank_stops_all_and_resumes_exactly(tmp_path):
     def hvd(args):
         return [HOROVODRUN, '-np', '2', '-H', 'localhost:2', '--disable-cache', '--gloo'] + \
             cmd(args + ['data.synthetic_samples=384', 'train.batch_size=16',
-                        'data.shard_by_rank=true'], config='hc_m10_i10_dist.yaml')
+                        'data.shard=rank'], config='hc_m10_i10_dist.yaml')
 
     ref_dir, cut_dir = str(tmp_path / 'ref'), str(tmp_path / 'cut')
     epochs = ['train.epochs=2']

@@ -299,9 +299,13 @@ def test_labels_outside_model_classes_are_an_error():
 # ----------------------------------------------------------------------------- the backends
 
 class _FakeHorovod:
+    class Compression:
+        none, fp16 = 'none', 'fp16'
+
     class DistributedTrainer:
-        def __init__(self, params, optimizer, optimizer_params):
+        def __init__(self, params, optimizer, optimizer_params, compression='none'):
             self.args = (params, optimizer, optimizer_params)
+            self.compression = compression
 
 
 def test_horovod_trainer_follows_the_runs_contexts_not_the_host(monkeypatch):
@@ -313,6 +317,8 @@ def test_horovod_trainer_follows_the_runs_contexts_not_the_host(monkeypatch):
     assert type(cpu).__name__ == 'PlainLayoutTrainer'
     assert isinstance(cpu, _FakeHorovod.DistributedTrainer)
     assert type(gpu) is _FakeHorovod.DistributedTrainer
+    assert cpu.compression == gpu.compression == 'none'
+    assert hb.make_trainer({}, 'sgd', {}, [mx.gpu(0)], fp16_allreduce=True).compression == 'fp16'
 
 
 @pytest.mark.parametrize('env,expected', [({}, False), ({'HOROVOD_SIZE': '1'}, True),
@@ -332,3 +338,59 @@ def test_local_backend_names_gpus_this_machine_lacks(monkeypatch):
     cfg = load_config(None, ['train.gpus=[0, 3]'])
     with pytest.raises(ConfigError, match=r'train.gpus = \[0, 3\]: this machine has 1 GPU'):
         backend_mod.LocalBackend().contexts(cfg)
+
+
+# ----------------------------------------------------------------------------- several devices
+
+def test_two_cpu_devices_equal_one_device_with_twice_the_batch(tmp_path):
+    """The single-process multi-GPU path (split_and_load, the kvstore's aggregation over
+    devices, per-device BatchNorm statistics averaged at the epoch's end) on two CPU
+    contexts: 2 devices x batch b give the parameters of 1 device x 2b; a run whose
+    gradients were summed over the devices instead of averaged (= twice the lr) does not.
+
+    Tolerance: rtol 1e-5, plus 1e-5 of each tensor's largest magnitude for its near-zero
+    elements (float32 sums over 16 or 32 images differ in the last bits, and backprop
+    through the network's depth brings a single step's gradients 3e-6 of their scale apart).
+    """
+    common = ['data.dataset=synthetic', 'data.synthetic_samples=192', 'data.input_size=32',
+              'model.classes=10', 'train.reference_batch=32', 'train.warmup_epochs=0',
+              'train.dtype=float32', 'train.gpus=[]', 'data.num_workers=0', 'train.epochs=1',
+              'train.steps_per_epoch=3', 'train.mixup_alpha=0', 'train.seed=3',
+              'data.val_samples=32',
+              'model.kwargs={dropout: 0.0, norm_kwargs: {use_global_stats: true}}']
+    runs = {}
+    for key, args in (('two', ['train.cpu_devices=2', 'train.batch_size=16', 'train.lr=0.002']),
+                      ('one', ['train.batch_size=32', 'train.lr=0.002']),
+                      ('summed', ['train.batch_size=32', 'train.lr=0.004'])):
+        out = str(tmp_path / key)
+        run = loop.setup(load_config('hc_m10_i10.yaml', common + args + ['output_dir=%s' % out]))
+        try:
+            assert len(run.ctx) == (2 if key == 'two' else 1)
+            for epoch in range(run.epochs):
+                loop.end_epoch(run, epoch, loop.train_epoch(run, epoch))
+        finally:
+            run.close()
+        runs[key] = load_checkpoint(os.path.join(out, 'last.ckpt'))['params']
+    a, b, c = runs['two'], runs['one'], runs['summed']
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5,
+                                   atol=1e-5 * float(np.abs(b[name]).max()), err_msg=name)
+    assert any(not np.allclose(c[n], b[n], rtol=1e-5, atol=1e-5 * float(np.abs(b[n]).max()))
+               for n in a)
+
+
+def test_running_stats_of_the_devices_are_averaged(tmp_path):
+    cfg = load_config('hc_m10_i10.yaml', ['data.dataset=synthetic', 'data.input_size=32',
+                                          'model.classes=10', 'train.cpu_devices=2',
+                                          'train.gpus=[]', 'train.dtype=float32'])
+    from hcnet.train.model import build_model
+    net = build_model(cfg, [mx.cpu(0), mx.cpu(1)])
+    stats = [p for p in net.collect_params().values() if p.grad_req == 'null']
+    assert stats
+    for i, p in enumerate(stats):
+        p.data(mx.cpu(0))[:] = 1.0 + i
+        p.data(mx.cpu(1))[:] = 3.0 + i
+    backend_mod.LocalBackend().average_running_stats(net)
+    for i, p in enumerate(stats):
+        for c in (mx.cpu(0), mx.cpu(1)):
+            np.testing.assert_array_equal(p.data(c).asnumpy(), 2.0 + i)

@@ -8,7 +8,8 @@
 Writes STORE/<name>-<sha1[:8]>.params (with --zip: STORE/<name>-<sha1[:8]>.zip
 holding that file, GluonCV's layout; the downloader handles both) and merges the
 model's entry (sha1, dataset, classes, input size, top-1, epoch, training config,
-optional synset / class names) into STORE/index.json; an entry already there for
+the constructor arguments it was trained with (model.kwargs), optional synset / class
+names) into STORE/index.json; an entry already there for
 the name is kept under "previous" (get_model(name, pretrained='<sha1 prefix>')
 still finds it). Every file is written under a temporary name and renamed.
 
@@ -27,6 +28,7 @@ import sys
 
 from ..model_zoo import PretrainedError, check_params_fit, get_model, get_model_cfg, is_model
 from ..model_zoo.builder import imagenet1k
+from ..store.fetch import RESERVED_KWARGS, _plain_kwargs
 from ..store.publish import PublishError, publish_params
 
 def _read_list(path, what):
@@ -59,14 +61,18 @@ def _class_lists(args, classes, dataset):
     return synset, names, long_names
 
 
-def _check_fits(name, classes, params):
-    """The downloader builds get_model(name, classes=classes): the params must fit it."""
-    net = get_model(name, classes=classes)
+def _check_fits(name, classes, params, kwargs):
+    """The downloader builds get_model(name, classes=classes, **kwargs): the params must
+    fit it."""
+    try:
+        net = get_model(name, classes=classes, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise PublishError('get_model(%r, **%r) fails with the checkpoint\'s model.kwargs: %s'
+                           % (name, kwargs, err))
     try:
         check_params_fit(net, {k: v.shape for k, v in params.items()}, 'the checkpoint')
     except PretrainedError as err:
-        raise PublishError('%s (get_model(%r, classes=%d); trained with architecture-changing '
-                           'model.kwargs?)' % (err, name, classes))
+        raise PublishError('%s (get_model(%r, classes=%d, **%r))' % (err, name, classes, kwargs))
 
 
 def publish(checkpoint, out_dir, name=None, use_zip=False, synset=None, class_names=None):
@@ -95,7 +101,14 @@ def publish(checkpoint, out_dir, name=None, use_zip=False, synset=None, class_na
         if len(dense) != 1:
             raise PublishError('the checkpoint meta has no number of classes')
         classes = int(dense[0].shape[0])
-    _check_fits(name, classes, params)
+    # the constructor arguments it was trained with (model.kwargs) go into the entry, so
+    # that get_model(name, pretrained=True) builds the network the weights fit
+    kwargs = (config.get('model') or {}).get('kwargs') or {}
+    if not _plain_kwargs(kwargs) or not isinstance(kwargs, dict):
+        raise PublishError('the checkpoint\'s model.kwargs %r cannot be stored as constructor '
+                           'arguments (plain names and values only; not %s)'
+                           % (kwargs, ', '.join(RESERVED_KWARGS)))
+    _check_fits(name, classes, params, kwargs)
     synset, names, long_names = _class_lists(args, classes, data_cfg.get('dataset'))
 
     top1 = meta.get('top1')
@@ -104,7 +117,8 @@ def publish(checkpoint, out_dir, name=None, use_zip=False, synset=None, class_na
             'input_size': data_cfg.get('input_size') or get_model_cfg(name).input_size,
             'top1': round(float(top1), 4) if isinstance(top1, (int, float)) else None,
             'best_top1': meta.get('best_top1'), 'epoch': meta.get('epoch'), 'config': config,
-            'synset': synset, 'class_names': names, 'class_names_long': long_names}
+            'synset': synset, 'class_names': names, 'class_names_long': long_names,
+            'kwargs': kwargs or None}
     return publish_params(params, out_dir, name, info, use_zip=use_zip)
 
 

@@ -139,7 +139,16 @@ def init_or_load(net, name, pretrained=False, ctx=None, root=None, pretrained_cl
 
 def build_model(builder, name, *, pretrained=False, ctx=None, root=None,
                 pretrained_classifier=True, default_cfg=None, **kwargs):
-    """``builder(**kwargs)``, then :func:`init_or_load` -- every zoo constructor's body."""
+    """``builder(**kwargs)``, then :func:`init_or_load` -- every zoo constructor's body.
+
+    Published weights may have been trained with constructor arguments (``kwargs`` of
+    their store entry, e.g. ``dropout: 0.0`` or a BatchNorm epsilon): with
+    ``pretrained=True`` or a sha1 prefix the network is built with them, under the
+    caller's own ``kwargs``."""
+    if pretrained is True or (isinstance(pretrained, str) and TAG_RE.match(pretrained)
+                              and not os.path.isfile(pretrained)):
+        entry = find_entry(name, pretrained if isinstance(pretrained, str) else None, None, root)
+        kwargs = dict(entry.get('kwargs') or {}, **kwargs)
     net = builder(**kwargs)
     return init_or_load(net, name, pretrained, ctx=ctx, root=root,
                         pretrained_classifier=pretrained_classifier, default_cfg=default_cfg)

@@ -375,8 +375,38 @@ def _valid_entries(index, source):
             log.warning('ignoring the entry %r of %s: its file %r is not a plain file name of '
                         'the store (no path, no "..", no scheme)', name, source, bad[0])
             continue
+        bad = [v.get('kwargs') for v in versions if not _plain_kwargs(v.get('kwargs'))]
+        if bad:
+            log.warning('ignoring the entry %r of %s: its kwargs %r are not constructor '
+                        'arguments (a mapping of names to numbers, strings, booleans, lists '
+                        'and mappings of them)', name, source, bad[0])
+            continue
         out[name.lower()] = entry
     return out
+
+
+#: build keywords an entry's kwargs may not set (they are the caller's)
+RESERVED_KWARGS = ('pretrained', 'ctx', 'root', 'pretrained_classifier', 'default_cfg',
+                   'classes')
+
+
+def _plain_kwargs(value, depth=0):
+    """An entry's constructor arguments (``kwargs``): absent, or a mapping of identifier
+    keys (not :data:`RESERVED_KWARGS`) to JSON-plain data a few levels deep: nothing a
+    constructor could take for code."""
+    if depth == 0 and value is None:
+        return True
+    if isinstance(value, dict):
+        return depth < 4 and all(
+            isinstance(k, str) and k.isidentifier() and (depth or k not in RESERVED_KWARGS)
+            and _plain_kwargs(v, depth + 1) for k, v in value.items())
+    if depth == 0:
+        return False
+    if isinstance(value, list):
+        return depth < 4 and len(value) <= 64 and all(_plain_kwargs(v, depth + 1)
+                                                      for v in value)
+    return value is None or isinstance(value, (bool, int, float)) or (
+        isinstance(value, str) and len(value) <= 256)
 
 
 def _package_index():

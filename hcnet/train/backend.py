@@ -33,22 +33,35 @@ class LocalBackend:
     rank = 0
     size = 1
     local_rank = 0
+    local_size = 1            # ranks on this node
+    node = 0                  # this node's index (Horovod's cross_rank)
+    num_nodes = 1
 
     @property
     def is_root(self):
         return self.rank == 0
 
     def contexts(self, cfg):
-        """The devices of this process: ``train.gpus``, or the CPU if it is empty."""
+        """The devices of this process: ``train.gpus``, or, if it is empty, the CPU as
+        ``train.cpu_devices`` contexts (several run the multi-GPU code: batch splitting,
+        gradient aggregation, per-device BatchNorm statistics)."""
         gpus = cfg['train.gpus']
         if not gpus:
-            return [mx.cpu()]
+            return [mx.cpu(i) for i in range(cfg['train.cpu_devices'])]
         check_gpus_present(cfg, gpus, mx.context.num_gpus())
         return [mx.gpu(g) for g in gpus]
 
-    def make_trainer(self, params, optimizer, optimizer_params, ctx):
-        """The Gluon trainer of ``params``, which live on the run's contexts ``ctx``."""
-        return gluon.Trainer(params, optimizer, optimizer_params, kvstore='device')
+    def make_trainer(self, params, optimizer, optimizer_params, ctx, amp=False,
+                     fp16_allreduce=False):
+        """The Gluon trainer of ``params``, which live on the run's contexts ``ctx``.
+
+        With AMP the update runs in the trainer, not in the kvstore: with the kvstore's
+        update (MXNet's default for several devices) the weights are updated inside
+        ``pushpull``, before AMP's overflow check has seen the reduced gradients, so
+        overflowing steps would be applied (MXNet's AMP tutorial requires
+        ``update_on_kvstore=False``). ``fp16_allreduce`` concerns Horovod only."""
+        return gluon.Trainer(params, optimizer, optimizer_params, kvstore='device',
+                             update_on_kvstore=False if amp else None)
 
     def broadcast_parameters(self, net):
         """Nothing to do in one process."""
@@ -110,10 +123,15 @@ class HorovodBackend(LocalBackend):
         hvd.init()
         self.hvd = hvd
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self.local_size, self.node, self.num_nodes = (hvd.local_size(), hvd.cross_rank(),
+                                                      hvd.cross_size())
         self._calls = 0
 
     def contexts(self, cfg):
         """The CPU if ``train.gpus`` is empty, else the GPU of this process's local rank."""
+        if cfg['train.cpu_devices'] != 1:
+            raise cfg.error('train.cpu_devices', '= %d: under horovodrun each process drives '
+                            'one device (start more processes instead)' % cfg['train.cpu_devices'])
         if not cfg['train.gpus']:
             return [mx.cpu()]
         available = mx.context.num_gpus()
@@ -122,14 +140,18 @@ class HorovodBackend(LocalBackend):
                             % (self.local_rank, available))
         return [mx.gpu(self.local_rank)]
 
-    def make_trainer(self, params, optimizer, optimizer_params, ctx):
+    def make_trainer(self, params, optimizer, optimizer_params, ctx, amp=False,
+                     fp16_allreduce=False):
         # What the run trains on decides, not what the host has: a CPU run on a GPU host
         # has CPU (oneDNN) gradients and needs the plain-layout copies.
         if ctx[0].device_type == 'gpu':
             cls = self.hvd.DistributedTrainer
         else:
             cls = _plain_layout_trainer(self.hvd)
-        return cls(params, optimizer, optimizer_params)
+        # fp16_allreduce: gradients travel as float16 (half the allreduce traffic)
+        compression = (self.hvd.Compression.fp16 if fp16_allreduce
+                       else self.hvd.Compression.none)
+        return cls(params, optimizer, optimizer_params, compression=compression)
 
     def _name(self, what):
         self._calls += 1
@@ -220,14 +242,17 @@ def _plain_layout_trainer(hvd):
                 return
             grads = [(i, p.list_grad()[0]) for i, p in enumerate(self._params)
                      if p.grad_req != 'null']
-            plain = [mx.nd.array(g.asnumpy(), ctx=g.context, dtype=g.dtype) for _, g in grads]
+            # Compression.fp16 sends float16: the copies are made in the wire type
+            wire = 'float16' if self._compression is hvd.Compression.fp16 else None
+            plain = [mx.nd.array(g.asnumpy(), ctx=g.context, dtype=wire or g.dtype)
+                     for _, g in grads]
             hvd.grouped_allreduce_(tensors=plain, average=not self._average_in_framework,
                                    name=self._prefix + 'grads',
                                    prescale_factor=1.0 / self._gradient_predivide_factor,
                                    postscale_factor=self._postscale_factor,
                                    process_set=self._process_set)
             for (_, g), t in zip(grads, plain):
-                g[:] = t
+                g[:] = t.astype(g.dtype, copy=False)
     return PlainLayoutTrainer
 
 

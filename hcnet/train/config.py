@@ -95,9 +95,12 @@ SCHEMA = {
     'data.synthetic_samples': (1024, int, _pos, 'synthetic: number of training images'),
     'data.val_samples': (None, (int, type(None)), _pos,
                          'evaluate on the first N validation images only (null: all)'),
-    'data.shard_by_rank': (False, bool, None,
-                           'distributed: each rank reads 1/N of the data per epoch (true) or '
-                           'the whole dataset in its own order (false, the paper\'s meaning)'),
+    'data.shard': ('rank', str, _one_of('rank', 'node', 'none'),
+                   'distributed: what one epoch is. rank = one pass of the whole job (each of '
+                   'N ranks reads 1/N of the data: the usual meaning); node = one pass per node '
+                   '(the ranks of a node share a pass, each node in its own order: the paper\'s '
+                   '"80 epochs (equivalent to 640 epochs on single node)" with 8 nodes); none = '
+                   'one pass per rank (every rank reads everything)'),
     # --- training recipe -----------------------------------------------------------
     'train.epochs': (360, int, _pos, 'number of epochs'),
     'train.batch_size': (256, int, _pos, 'images per device per step'),
@@ -128,6 +131,12 @@ SCHEMA = {
     'train.amp': (False, bool, None, 'float16 via AMP with dynamic loss scaling '
                                      '(false: the GluonCV way, net.cast + multi_precision)'),
     'train.gpus': ([], list, None, 'GPU ids, one process drives all of them; [] = CPU'),
+    'train.cpu_devices': (1, int, _pos, 'with train.gpus []: split each batch over this many '
+                                        'CPU contexts (mx.cpu(0), mx.cpu(1), ...): runs the '
+                                        'multi-GPU code paths on a CPU; one process only'),
+    'train.fp16_allreduce': (False, bool, None, 'Horovod: send gradients as float16 '
+                                                '(hvd.Compression.fp16, half the allreduce '
+                                                'traffic); no effect in one process'),
     'train.seed': (0, int, _nonneg,
                    'seed for initialisation, data order and augmentation; all generators are '
                    'reseeded from (seed, epoch, step) every step, and CPU validation runs on a copy '
@@ -158,6 +167,11 @@ SCHEMA = {
     'paper.top1': (None, _OPT_NUM, None, "the paper's reported top-1 (%) for this recipe"),
     'paper.recipe': (None, _OPT_STR, None, 'single-node | distributed'),
 }
+
+
+#: keys of earlier versions, and what replaced them
+RENAMED = {'data.shard_by_rank': 'use data.shard (true was data.shard=rank, false was '
+                                 'data.shard=none; the distributed configs now use node)'}
 
 
 class ConfigError(ValueError):
@@ -363,6 +377,9 @@ def load_config(name=None, overrides=(), config_dir=None):
         values[key] = value
         sources[key] = 'command line'
     for key in values:
+        if key in RENAMED:
+            raise ConfigError('%s: %s is gone: %s' % (sources.get(key, 'default'), key,
+                                                      RENAMED[key]))
         if key not in SCHEMA:
             close = [k for k in SCHEMA if k.split('.')[-1] == key.split('.')[-1]]
             hint = ' (did you mean %s?)' % ', '.join(close) if close else ''

@@ -15,10 +15,16 @@ Four datasets (``data.dataset``), one interface (:class:`DataBundle`):
 ``mx.cpu()``: data float32 NCHW, RGB scaled to [0, 1] then normalised with
 ``data.mean`` / ``data.std``; label float32 of shape ``(batch,)``.
 
-Determinism.  The training order of epoch ``e`` is a function of ``(train.seed, e)``
-(``data.shard_by_rank``: one permutation shared by all ranks, each rank takes its
-strided share: every N-th image, offset by its rank) or of ``(train.seed, e, rank)`` (every rank iterates the whole set in
-its own order); augmentation randomness is a function of ``(train.seed, e, rank)`` and the
+Sharding (``data.shard``) says which unit passes over the whole training set once per
+epoch (:class:`Shard`): ``rank`` -- the job: one permutation of ``(train.seed, e)`` shared
+by all ranks, each rank takes its strided share (every N-th image, offset by its rank);
+``node`` -- each node (Horovod's ``cross_rank``): a permutation of ``(train.seed, e, node)``
+shared by the node's ranks, each takes its strided share by ``local_rank`` (the paper's
+"80 epochs, equivalent to 640 on a single node" with 8 nodes); ``none`` -- each rank:
+a permutation of ``(train.seed, e, rank)`` of the whole set.
+
+Determinism.  The training order of epoch ``e`` is a function of the seed, ``e`` and the
+shard's key above; augmentation randomness is a function of ``(train.seed, e, rank)`` and the
 batch / position inside the epoch -- never of the global RNG state, of the number of
 worker processes or of what happened in earlier epochs, so a run resumed at epoch ``e``
 sees exactly the batches an uninterrupted run sees.  ``len(train)`` (batches per epoch,
@@ -33,8 +39,8 @@ Per-dataset deviations from that picture:
   decodable image at all is dropped, and the epoch is one step shorter); validation
   batches drop the image.  "The first ``data.val_samples``" validation images are the
   first of a fixed pseudo-random order (seed 0), so a subset covers every class.
-* ``imagenet_rec``: with ``data.shard_by_rank`` each rank reads a *fixed* contiguous
-  1/N part of ``train.rec`` (MXNet's ``num_parts`` / ``part_index``; im2rec lists are
+* ``imagenet_rec``: with ``rank`` / ``node`` sharding each rank reads a *fixed* contiguous
+  1/N part of ``train.rec`` (N ranks of the job / of the node) (MXNet's ``num_parts`` / ``part_index``; im2rec lists are
   shuffled, so parts are random subsets), reshuffled every epoch -- not a fresh split
   of a shared permutation.  Parts can differ by one image; all ranks run
   ``min(part) // batch`` steps.  Augmentation is reproducible through ImageRecordIter's
@@ -42,6 +48,7 @@ Per-dataset deviations from that picture:
   ``i`` of every batch draws from the same random stream (it changes with epoch and
   rank).  A corrupt record is fatal (see the comment above :func:`_count_idx`).
 """
+import dataclasses
 import gzip
 import logging
 import math
@@ -60,7 +67,7 @@ log = logging.getLogger('hcnet.data')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 
 # Distinct first words of the seed sequences, so that the streams never collide.
-_ORDER_SHARED, _ORDER_RANK, _AUGMENT, _SYNTH_TRAIN, _SYNTH_VAL = 1, 2, 3, 4, 5
+_ORDER_SHARED, _ORDER_RANK, _AUGMENT, _SYNTH_TRAIN, _SYNTH_VAL, _ORDER_NODE = 1, 2, 3, 4, 5, 6
 _U32 = 0xFFFFFFFF
 
 
@@ -146,20 +153,51 @@ class DataBundle:
 # order and partitioning (shared by every dataset except imagenet_rec, which leaves
 # it to ImageRecordIter)
 
-def _train_split(n, num_ranks, shard):
+SHARD_MODES = ('rank', 'node', 'none')
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """This rank's share of an epoch: part ``part`` of ``parts`` of a permutation drawn
+    from ``order`` (the first word of its seed, then the words that make it differ:
+    none for the job, the node, the rank)."""
+    part: int
+    parts: int
+    order: tuple
+
+    @classmethod
+    def of(cls, mode, rank=0, num_ranks=1, local_rank=None, local_size=None, node=0):
+        """The share of ``rank`` under ``data.shard`` = ``mode`` (see the module docstring);
+        ``local_rank`` / ``local_size`` / ``node`` place the rank on its node (default: one
+        node holds every rank)."""
+        if mode == 'rank':
+            return cls(rank, num_ranks, (_ORDER_SHARED,))
+        if mode == 'node':
+            local_rank = rank if local_rank is None else local_rank
+            local_size = num_ranks if local_size is None else local_size
+            return cls(local_rank, local_size, (_ORDER_NODE, node))
+        if mode == 'none':
+            return cls(0, 1, (_ORDER_RANK, rank))
+        raise ValueError('data.shard = %r is not one of %s' % (mode, ', '.join(SHARD_MODES)))
+
+    def passes(self, num_ranks):
+        """Passes over the training set in one epoch of the whole job."""
+        return num_ranks / self.parts
+
+
+def _train_split(n, shard):
     """Images per rank per epoch."""
-    return n // num_ranks if shard else n
+    return n // shard.parts
 
 
-def _train_indices(n, seed, epoch, rank, num_ranks, shard):
+def _train_indices(n, seed, epoch, shard):
     """This rank's sample indices for ``epoch`` (before dropping the incomplete batch)."""
-    if shard:
-        # strided, so that step k of all ranks together reads the same images as step k
-        # of one process with num_ranks times the batch (gradient-equivalent runs)
-        per = n // num_ranks
-        perm = _rng(_ORDER_SHARED, seed, epoch).permutation(n)
-        return perm[rank::num_ranks][:per]
-    return _rng(_ORDER_RANK, seed, epoch, rank).permutation(n)
+    perm = _rng(shard.order[0], seed, epoch, *shard.order[1:]).permutation(n)
+    if shard.parts == 1:
+        return perm
+    # strided, so that step k of all ranks together reads the same images as step k
+    # of one process with `parts` times the batch (gradient-equivalent runs)
+    return perm[shard.part::shard.parts][:n // shard.parts]
 
 
 def _val_range(n, rank, num_ranks):
@@ -246,11 +284,12 @@ def _nd(x):
 class _ArrayTrain:
     """Training batches from an in-memory dataset; ``make(indices, rng)`` builds a batch."""
 
-    def __init__(self, n, labels, make, batch_size, seed, rank, num_ranks, shard):
+    def __init__(self, n, labels, make, batch_size, seed, rank, shard):
         self._n, self._labels, self._make = n, labels, make
         self._batch, self._seed = batch_size, seed
-        self._rank, self._num_ranks, self._shard = rank, num_ranks, shard
-        self.num_images = _train_split(n, num_ranks, shard)
+        self._rank, self._shard = rank, shard
+        self.dataset_size = n
+        self.num_images = _train_split(n, shard)
         self._len = self.num_images // batch_size
 
     def __len__(self):
@@ -259,8 +298,7 @@ class _ArrayTrain:
     def epoch(self, epoch, start=0):
         """The batches of ``epoch`` from batch ``start`` on (a resumed epoch skips the
         ``start`` batches done before): the same batches an uninterrupted pass yields."""
-        idx = _train_indices(self._n, self._seed, epoch, self._rank, self._num_ranks,
-                             self._shard)
+        idx = _train_indices(self._n, self._seed, epoch, self._shard)
         return self._iterate(idx, epoch, start)
 
     def _iterate(self, idx, epoch, start):
@@ -290,7 +328,7 @@ class _ArrayVal:
             yield _nd(self._make(sel)), _nd(self._labels[sel])
 
 
-def _synthetic(cfg, batch_size, rank, num_ranks, for_training, norm):
+def _synthetic(cfg, batch_size, rank, num_ranks, shard, for_training, norm):
     size, classes, seed = cfg['data.input_size'], cfg['model.classes'], cfg['train.seed']
     n_train = cfg['data.synthetic_samples']
     n_val = _val_count(cfg, max(batch_size, n_train // 10))
@@ -310,7 +348,7 @@ def _synthetic(cfg, batch_size, rank, num_ranks, for_training, norm):
     if for_training:
         labels, make_train = make_split(_SYNTH_TRAIN, n_train)
         train = _ArrayTrain(n_train, labels, lambda sel, rng: make_train(sel), batch_size,
-                            seed, rank, num_ranks, cfg['data.shard_by_rank'])
+                            seed, rank, shard)
     labels, make_val = make_split(_SYNTH_VAL, n_val)
     val = _ArrayVal(*_val_range(n_val, rank, num_ranks), labels, make_val, batch_size)
     return train, val, classes
@@ -383,7 +421,7 @@ def _shift_flip(imgs, pad, rng):
     return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def _fashion_mnist(cfg, batch_size, rank, num_ranks, for_training, norm):
+def _fashion_mnist(cfg, batch_size, rank, num_ranks, shard, for_training, norm):
     root = _root(cfg)
     size = cfg['data.input_size']
     resize = eval_resize_size(size, cfg['data.crop_ratio'])
@@ -399,8 +437,7 @@ def _fashion_mnist(cfg, batch_size, rank, num_ranks, for_training, norm):
             x = _resize_gray(images[sel], size, size)
             return norm.gray_to_nchw(_shift_flip(x, pad, rng))
 
-        train = _ArrayTrain(len(images), labels, make_train, batch_size, seed, rank,
-                            num_ranks, cfg['data.shard_by_rank'])
+        train = _ArrayTrain(len(images), labels, make_train, batch_size, seed, rank, shard)
 
     v_images, v_labels = _read_fashion(cfg, root, False)
     n_val = _val_count(cfg, len(v_images))
@@ -563,13 +600,13 @@ class _BatchList:
 
 
 class _FolderTrain:
-    def __init__(self, loader, sampler, n, offset, batch_size, seed, rank, num_ranks,
-                 shard, skips):
+    def __init__(self, loader, sampler, n, offset, batch_size, seed, rank, shard, skips):
         self._loader, self._sampler, self._n, self._offset = loader, sampler, n, offset
         self._batch, self._seed = batch_size, seed
-        self._rank, self._num_ranks, self._shard = rank, num_ranks, shard
+        self._rank, self._shard = rank, shard
         self._skips = skips
-        self.num_images = _train_split(n, num_ranks, shard)
+        self.dataset_size = n
+        self.num_images = _train_split(n, shard)
         self._len = self.num_images // batch_size
 
     def __len__(self):
@@ -578,8 +615,7 @@ class _FolderTrain:
     def epoch(self, epoch, start=0):
         """The batches of ``epoch`` from batch ``start`` on (augmentation is keyed by the
         batch's position, so skipped batches change nothing after them)."""
-        idx = _train_indices(self._n, self._seed, epoch, self._rank, self._num_ranks,
-                             self._shard)
+        idx = _train_indices(self._n, self._seed, epoch, self._shard)
         b = self._batch
         batches = [[(int(self._offset + idx[i * b + j]), (self._seed, epoch, self._rank, i, j))
                     for j in range(b)] for i in range(start, self._len)]
@@ -635,7 +671,7 @@ def _class_dirs(path):
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and has_images(e.path))
 
 
-def _image_folder(cfg, batch_size, rank, num_ranks, for_training, norm, skips, closers):
+def _image_folder(cfg, batch_size, rank, num_ranks, shard, for_training, norm, skips, closers):
     root = _root(cfg)
     train_dir, val_dir = os.path.join(root, 'train'), os.path.join(root, 'val')
     if not os.path.isdir(val_dir):
@@ -685,8 +721,7 @@ def _image_folder(cfg, batch_size, rank, num_ranks, for_training, norm, skips, c
     if for_training:
         loader, sampler = make_loader(True)
         train = _FolderTrain(loader, sampler, len(train_items), 0, batch_size,
-                             cfg['train.seed'], rank, num_ranks, cfg['data.shard_by_rank'],
-                             skips)
+                             cfg['train.seed'], rank, shard, skips)
     loader, sampler = make_loader(False)
     val = _FolderVal(loader, sampler, *_val_range(n_val, rank, num_ranks), len(train_items),
                      val_order, batch_size, skips)
@@ -737,12 +772,12 @@ def _rec_error(path, err):
 
 
 class _RecTrain(_RecPipeline):
-    def __init__(self, rec, idx, common, aug, batch_size, n, seed, rank, num_ranks, shard):
+    def __init__(self, rec, idx, common, aug, batch_size, n, seed, rank, shard):
         super().__init__(rec, idx, common, batch_size)
-        self._aug, self._seed, self._rank = aug, seed, rank
-        self._num_ranks, self._shard = num_ranks, shard
-        parts = _rec_parts(n, num_ranks) if shard else [(0, n)] * num_ranks
-        lo, hi = parts[rank]
+        self._aug, self._seed, self._rank, self._shard = aug, seed, rank, shard
+        parts = _rec_parts(n, shard.parts)
+        lo, hi = parts[shard.part]
+        self.dataset_size = n
         self.num_images = hi - lo
         self._len = min(b - a for a, b in parts) // batch_size  # same on every rank
 
@@ -758,11 +793,10 @@ class _RecTrain(_RecPipeline):
         # A fresh iterator per epoch: order (seed) and augmentation (seed_aug) are then a
         # function of (train.seed, epoch[, rank]) only.  With seed_aug, ImageRecordIter
         # reseeds the augmenter per image from (seed_aug, position in batch).
-        if self._shard:
-            kw = dict(seed=_seed31(_ORDER_SHARED, self._seed, epoch),
-                      num_parts=self._num_ranks, part_index=self._rank)
-        else:
-            kw = dict(seed=_seed31(_ORDER_RANK, self._seed, epoch, self._rank))
+        shard = self._shard
+        kw = dict(seed=_seed31(shard.order[0], self._seed, epoch, *shard.order[1:]))
+        if shard.parts > 1:
+            kw.update(num_parts=shard.parts, part_index=shard.part)
         kw['seed_aug'] = _seed31(_AUGMENT, self._seed, epoch, self._rank) % (2 ** 30)
         return self._run(self._iter(shuffle=True, round_batch=True, **kw, **self._aug), start)
 
@@ -821,7 +855,7 @@ class _RecVal(_RecPipeline):
             del it
 
 
-def _imagenet_rec(cfg, batch_size, rank, num_ranks, for_training, mean, std):
+def _imagenet_rec(cfg, batch_size, rank, num_ranks, shard, for_training, mean, std):
     root = _root(cfg)
     size = cfg['data.input_size']
     common = dict(data_shape=(3, size, size), preprocess_threads=max(1, cfg['data.num_workers']),
@@ -840,7 +874,7 @@ def _imagenet_rec(cfg, batch_size, rank, num_ranks, for_training, mean, std):
                    brightness=jitter, contrast=jitter, saturation=jitter,
                    pca_noise=float(cfg['data.pca_noise']))
         train = _RecTrain(rec, idx, common, aug, batch_size, _count_idx(idx),
-                          cfg['train.seed'], rank, num_ranks, cfg['data.shard_by_rank'])
+                          cfg['train.seed'], rank, shard)
     rec, idx = _need_file(cfg, root, 'val.rec'), _need_file(cfg, root, 'val.idx')
     n = _count_idx(idx)
     val_common = dict(common, resize=eval_resize_size(size, cfg['data.crop_ratio']))
@@ -852,11 +886,13 @@ def _imagenet_rec(cfg, batch_size, rank, num_ranks, for_training, mean, std):
 
 # --------------------------------------------------------------------------------------
 
-def build_data(cfg, *, batch_size, rank=0, num_ranks=1, for_training=True):
+def build_data(cfg, *, batch_size, rank=0, num_ranks=1, local_rank=None, local_size=None,
+               node=0, for_training=True):
     """Build the training (unless ``for_training=False``) and validation pipelines.
 
     ``batch_size`` is images per step for this process; ``rank`` / ``num_ranks`` the
-    distributed position.  Raises :class:`ConfigError` (naming ``data.root``) if the
+    distributed position, ``local_rank`` / ``local_size`` / ``node`` where the rank sits
+    (default: every rank on one node), for ``data.shard`` (:class:`Shard`).  Raises :class:`ConfigError` (naming ``data.root``) if the
     dataset files are missing.
     """
     if batch_size < 1:
@@ -868,16 +904,18 @@ def build_data(cfg, *, batch_size, rank=0, num_ranks=1, for_training=True):
     skips = _Skips()
     closers = []
     name = cfg['data.dataset']
+    shard = Shard.of(cfg['data.shard'], rank, num_ranks, local_rank, local_size, node)
     if name == 'synthetic':
-        train, val, classes = _synthetic(cfg, batch_size, rank, num_ranks, for_training, norm)
+        train, val, classes = _synthetic(cfg, batch_size, rank, num_ranks, shard, for_training,
+                                         norm)
     elif name == 'fashion_mnist':
-        train, val, classes = _fashion_mnist(cfg, batch_size, rank, num_ranks, for_training,
-                                             norm)
+        train, val, classes = _fashion_mnist(cfg, batch_size, rank, num_ranks, shard,
+                                             for_training, norm)
     elif name == 'image_folder':
-        train, val, classes = _image_folder(cfg, batch_size, rank, num_ranks, for_training,
+        train, val, classes = _image_folder(cfg, batch_size, rank, num_ranks, shard, for_training,
                                             norm, skips, closers)
     elif name == 'imagenet_rec':
-        train, val, classes = _imagenet_rec(cfg, batch_size, rank, num_ranks, for_training,
+        train, val, classes = _imagenet_rec(cfg, batch_size, rank, num_ranks, shard, for_training,
                                             mean, std)
     else:
         raise _cfg_error(cfg, 'data.dataset', '= %r is not a known dataset' % (name,))

@@ -412,7 +412,8 @@ def build_trainer(cfg, net, backend, ctx, lr, schedule):
         opt_params['lars'] = cfg['train.lars']
     if cfg['train.dtype'] == 'float16':
         opt_params['multi_precision'] = True
-    return backend.make_trainer(net.collect_params(), cfg['train.optimizer'], opt_params, ctx)
+    return backend.make_trainer(net.collect_params(), cfg['train.optimizer'], opt_params, ctx,
+                                amp=use_amp(cfg), fp16_allreduce=cfg['train.fp16_allreduce'])
 
 
 def setup(cfg, backend=None):
@@ -428,7 +429,9 @@ def setup(cfg, backend=None):
     ctx, output_dir = prepare(cfg, backend)
     per_process = cfg['train.batch_size'] * len(ctx)
     lock = RunLock(output_dir) if backend.is_root else None
-    data = build_data(cfg, batch_size=per_process, rank=backend.rank, num_ranks=backend.size)
+    data = build_data(cfg, batch_size=per_process, rank=backend.rank, num_ranks=backend.size,
+                      local_rank=backend.local_rank, local_size=backend.local_size,
+                      node=backend.node)
     try:
         if lock is not None:
             lock.acquire(cfg)
@@ -444,7 +447,8 @@ def setup(cfg, backend=None):
 
 def _setup(cfg, backend, ctx, output_dir, per_process, data):
     check_dataset_classes(cfg, data)
-    steps = len(data.train)
+    # every rank runs the same number of steps: the smallest share's
+    steps = int(backend.gather(np.array([len(data.train)])).min())
     if cfg['train.steps_per_epoch']:
         steps = min(steps, cfg['train.steps_per_epoch'])
     check_steps(cfg, data, steps)
@@ -514,6 +518,11 @@ def _setup(cfg, backend, ctx, output_dir, per_process, data):
              cfg['train.batch_size'], total_batch, lr, cfg['train.lr'], total_batch,
              cfg['train.reference_batch'], steps, run.epochs, cfg['train.dtype'],
              ' (AMP)' if amp is not None else '')
+    n = getattr(data.train, 'dataset_size', None)
+    if n:
+        log.info('1 epoch = %.4g passes over the %d training images (data.shard=%s: %d node(s) '
+                 'x %d rank(s)/node; %d steps x %d images)', steps * total_batch / n, n,
+                 cfg['data.shard'], backend.num_nodes, backend.local_size, steps, total_batch)
 
     run.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
     # On CPU, validation runs on a copy of the parameters (see EvalTwin). Building it draws
