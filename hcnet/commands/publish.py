@@ -26,6 +26,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 from ..model_zoo import PretrainedError, check_params_fit, get_model, get_model_cfg, is_model
 from ..model_zoo.builder import imagenet1k
 from ..store.fetch import RESERVED_KWARGS, _plain_kwargs
@@ -63,7 +65,10 @@ def _class_lists(args, classes, dataset):
 
 def _check_fits(name, classes, params, kwargs):
     """The downloader builds get_model(name, classes=classes, **kwargs): the params must
-    fit it."""
+    fit it. Returns the params in that network's dtypes: a checkpoint of a
+    ``net.cast('float16')`` run holds float16 arrays, and the published file is for the
+    float32 network every loader builds (GluonCV's ``load_parameters`` without
+    ``cast_dtype`` included)."""
     try:
         net = get_model(name, classes=classes, **kwargs)
     except (TypeError, ValueError) as err:
@@ -73,6 +78,9 @@ def _check_fits(name, classes, params, kwargs):
         check_params_fit(net, {k: v.shape for k, v in params.items()}, 'the checkpoint')
     except PretrainedError as err:
         raise PublishError('%s (get_model(%r, classes=%d, **%r))' % (err, name, classes, kwargs))
+    dtypes = {k: np.dtype(p.dtype) for k, p in net._collect_params_with_prefix().items()}
+    return {k: v.astype(dtypes[k]) if v.dtype.kind == 'f' and v.dtype != dtypes[k] else v
+            for k, v in params.items()}
 
 
 def publish(checkpoint, out_dir, name=None, use_zip=False, synset=None, class_names=None):
@@ -108,7 +116,7 @@ def publish(checkpoint, out_dir, name=None, use_zip=False, synset=None, class_na
         raise PublishError('the checkpoint\'s model.kwargs %r cannot be stored as constructor '
                            'arguments (plain names and values only; not %s)'
                            % (kwargs, ', '.join(RESERVED_KWARGS)))
-    _check_fits(name, classes, params, kwargs)
+    params = _check_fits(name, classes, params, kwargs)
     synset, names, long_names = _class_lists(args, classes, data_cfg.get('dataset'))
 
     top1 = meta.get('top1')

@@ -52,14 +52,15 @@ class LocalBackend:
         return [mx.gpu(g) for g in gpus]
 
     def make_trainer(self, params, optimizer, optimizer_params, ctx, amp=False,
-                     fp16_allreduce=False):
+                     fp16_allreduce=False, gradient_predivide_factor=1.0):
         """The Gluon trainer of ``params``, which live on the run's contexts ``ctx``.
 
         With AMP the update runs in the trainer, not in the kvstore: with the kvstore's
         update (MXNet's default for several devices) the weights are updated inside
         ``pushpull``, before AMP's overflow check has seen the reduced gradients, so
         overflowing steps would be applied (MXNet's AMP tutorial requires
-        ``update_on_kvstore=False``). ``fp16_allreduce`` concerns Horovod only."""
+        ``update_on_kvstore=False``). ``fp16_allreduce`` and ``gradient_predivide_factor``
+        concern Horovod only."""
         return gluon.Trainer(params, optimizer, optimizer_params, kvstore='device',
                              update_on_kvstore=False if amp else None)
 
@@ -141,17 +142,27 @@ class HorovodBackend(LocalBackend):
         return [mx.gpu(self.local_rank)]
 
     def make_trainer(self, params, optimizer, optimizer_params, ctx, amp=False,
-                     fp16_allreduce=False):
+                     fp16_allreduce=False, gradient_predivide_factor=1.0):
+        """Horovod's ``DistributedTrainer``. ``fp16_allreduce``: gradients travel as
+        float16 (``Compression.fp16``, half the allreduce traffic).
+        ``gradient_predivide_factor`` f (Horovod's option of the same name, as its
+        ``examples/mxnet/mxnet_imagenet_resnet50.py`` offers it): each rank's gradients
+        are multiplied by 1/f before the sum and the sum by f/ranks after it, so that a
+        sum of float16 gradients over many ranks stays in range; the average is the same
+        (f = ranks: average first, then sum). With NCCL < 2.10 (the GPU image's 2.8) and
+        on Gloo Horovod applies f/ranks through the trainer's ``rescale_grad``."""
         # What the run trains on decides, not what the host has: a CPU run on a GPU host
         # has CPU (oneDNN) gradients and needs the plain-layout copies.
         if ctx[0].device_type == 'gpu':
             cls = self.hvd.DistributedTrainer
         else:
             cls = _plain_layout_trainer(self.hvd)
-        # fp16_allreduce: gradients travel as float16 (half the allreduce traffic)
         compression = (self.hvd.Compression.fp16 if fp16_allreduce
                        else self.hvd.Compression.none)
-        return cls(params, optimizer, optimizer_params, compression=compression)
+        kwargs = {}
+        if gradient_predivide_factor != 1.0:   # (Horovod's default; ROCm builds refuse others)
+            kwargs['gradient_predivide_factor'] = float(gradient_predivide_factor)
+        return cls(params, optimizer, optimizer_params, compression=compression, **kwargs)
 
     def _name(self, what):
         self._calls += 1

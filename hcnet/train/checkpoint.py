@@ -152,15 +152,39 @@ def _load_trainer_state(net, trainer, state, arrays, what):
     try:
         opt.num_update = int(state['num_update'])
         opt.begin_num_update = int(state.get('begin_num_update', 0))
-        opt._all_index_update_counts = {
+        counts = {
             int(device): {index[n]: int(c) for n, c in table.items() if n in index}
             for device, table in (state.get('update_counts') or {}).items()}
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError('%s: malformed optimizer position (%s)' % (what, err)) from None
-    first = next(iter(opt._all_index_update_counts), 0)
-    opt._all_index_update_counts.setdefault(first, {})
+    opt._all_index_update_counts = _counts_for_devices(counts, trainer)
+    first = _device_ids(trainer)[0]
     opt._index_update_count = opt._all_index_update_counts[first]
     opt.param_dict = {i: p for i, p in enumerate(trainer._params)}
+
+
+def _device_ids(trainer):
+    """The device ids the trainer's updaters count updates under (MXNet's optimizer keys
+    its per-parameter update counts by ``weight.context.device_id``)."""
+    return [c.device_id for c in trainer._contexts] or [0]
+
+
+def _counts_for_devices(counts, trainer):
+    """The saved per-device update counts (``{device_id: {index: count}}``), with a table
+    for every device of this run: a device the checkpoint has no table for (Horovod rank
+    k trains on ``gpu(k)``, rank 0 wrote the file from ``gpu(0)``; other GPU ids on
+    resume) gets a copy of the first saved one. Without it MXNet would count that
+    device's updates from 0 again, and since ``num_update`` is their maximum, the lr
+    schedule of the rank would stand still after the resume for as many steps as were
+    trained before."""
+    if not counts:
+        return {d: {} for d in _device_ids(trainer)}
+    template = counts[sorted(counts)[0]]
+    out = dict(counts)
+    for d in _device_ids(trainer):
+        if d not in out:
+            out[d] = dict(template)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -300,7 +324,7 @@ def restore(ckpt, net, trainer=None, rank=0):
         if tuple(p.shape) != value.shape:
             raise CheckpointError('%s: parameter %s has shape %s, the network %s'
                                   % (what, name, value.shape, p.shape))
-        p.set_data(mx.nd.array(value, dtype=value.dtype))
+        p.set_data(_host_array(value, p))
     _restore_replicas(ckpt.get('replicas') or {}, params, rank, what)
     if trainer is not None and ckpt.get('trainer') is not None:
         state = ckpt['trainer']
@@ -318,4 +342,16 @@ def _restore_replicas(replicas, params, rank, what):
             if tuple(p.shape) != value.shape:
                 raise CheckpointError('%s: replica value of %s has shape %s, the network %s'
                                       % (what, name, value.shape, p.shape))
-            p.data(ctx)[:] = mx.nd.array(value, dtype=value.dtype, ctx=ctx)
+            p.data(ctx)[:] = _host_array(value, p).as_in_context(ctx)
+
+
+def _host_array(value, param):
+    """``value`` (a numpy array) as a CPU NDArray of ``param``'s dtype, cast on the host: a
+    float16 checkpoint of a ``net.cast('float16')`` run loads into a float32 network. (A
+    copy between the CPU and a GPU cannot change the dtype -- MXNet's ``Copy<cpu, gpu>``:
+    "Source and target must have the same data type when copying across devices" -- so
+    ``set_data`` with the checkpoint's dtype works on CPU only.)"""
+    dtype = np.dtype(param.dtype)
+    if value.dtype != dtype and value.dtype.kind == 'f' and dtype.kind == 'f':
+        value = value.astype(dtype)
+    return mx.nd.array(value, dtype=value.dtype)

@@ -137,6 +137,10 @@ SCHEMA = {
     'train.fp16_allreduce': (False, bool, None, 'Horovod: send gradients as float16 '
                                                 '(hvd.Compression.fp16, half the allreduce '
                                                 'traffic); no effect in one process'),
+    'train.gradient_predivide_factor': (1.0, _NUM, _pos, 'Horovod: gradients are divided by '
+                                        'this before the allreduce sum and the sum by ranks / '
+                                        'this after it (same average; keeps float16 sums over '
+                                        'many ranks in range); 1 = sum, then average'),
     'train.seed': (0, int, _nonneg,
                    'seed for initialisation, data order and augmentation; all generators are '
                    'reseeded from (seed, epoch, step) every step, and CPU validation runs on a copy '

@@ -404,16 +404,23 @@ def _no_weight_decay(net):
 
 
 def build_trainer(cfg, net, backend, ctx, lr, schedule):
-    """The backend's Gluon trainer with ``train.optimizer`` and its options."""
+    """The backend's Gluon trainer with ``train.optimizer`` and its options.
+
+    LB-SGD's LARS ratios are computed from the gradient of the loss summed over the
+    step's images of all devices and processes (``lars_batch``, see
+    :mod:`hcnet.train.optim`): not from gradients that still carry AMP's loss scale or
+    Horovod's deferred averaging."""
     opt_params = {'learning_rate': lr, 'wd': cfg['train.wd'], 'lr_scheduler': schedule}
     opt_params['momentum'] = cfg['train.momentum']
     if cfg['train.optimizer'] == 'lbsgd':
         from . import optim  # noqa: F401  (registers hcnet's lbsgd)
         opt_params['lars'] = cfg['train.lars']
+        opt_params['lars_batch'] = cfg['train.batch_size'] * len(ctx) * backend.size
     if cfg['train.dtype'] == 'float16':
         opt_params['multi_precision'] = True
     return backend.make_trainer(net.collect_params(), cfg['train.optimizer'], opt_params, ctx,
-                                amp=use_amp(cfg), fp16_allreduce=cfg['train.fp16_allreduce'])
+                                amp=use_amp(cfg), fp16_allreduce=cfg['train.fp16_allreduce'],
+                                gradient_predivide_factor=cfg['train.gradient_predivide_factor'])
 
 
 def setup(cfg, backend=None):
@@ -577,28 +584,66 @@ def _draw_mixup(rng, alpha, batch):
     return lam, mx.nd.array(rng.permutation(batch))
 
 
+def _device_perms(perm, sizes):
+    """Mixup's partner permutation for each device's share of the batch (``sizes``
+    images each, in order), from the batch's permutation ``perm``: the share's own
+    positions ranked by their values in ``perm``, a uniformly random permutation of the
+    share when ``perm`` is one of the batch. With one device it is ``perm`` itself."""
+    if len(sizes) == 1:
+        return [perm]
+    values = perm.asnumpy()
+    out, start = [], 0
+    for n in sizes:
+        out.append(np.argsort(np.argsort(values[start:start + n], kind='stable'),
+                              kind='stable'))
+        start += n
+    return out
+
+
 def train_step(run, data, label, mixup=None):
     """One optimizer update on the batch ``(data, label)`` (NDArrays on the CPU, sparse
     labels); ``mixup`` is ``(lambda, permutation)`` or None.
 
-    Returns the batch's loss summed over its images (a float; it waits for the step).
+    The batch is split over the devices first, as GluonCV's and Horovod's ImageNet
+    scripts do; each device then mixes its share (Mixup pairs images of the same
+    device, as under Horovod each rank mixes its own batch: see :func:`_device_perms`),
+    casts it to the network's dtype and builds its targets. On one device this is the
+    computation of mixing and casting the whole batch before splitting, operation for
+    operation.
+
+    Returns the batch's loss summed over its images (a float; it waits for the step,
+    with one read from the device).
     """
     cfg = run.cfg
+    classes, smoothing = cfg['model.classes'], cfg['train.label_smoothing']
     lam, perm = mixup if mixup is not None else (None, None)
-    if mixup is not None:
-        data = lam * data + (1 - lam) * data.take(perm)
-    target = _targets(label, cfg['model.classes'], cfg['train.label_smoothing'], lam, perm)
-    xs = gluon.utils.split_and_load(data.astype(run.in_dtype, copy=False), run.ctx)
-    ts = gluon.utils.split_and_load(target, run.ctx)
+    xs = gluon.utils.split_and_load(data, run.ctx)
+    ys = gluon.utils.split_and_load(label, run.ctx)
+    perms = (_device_perms(perm, [x.shape[0] for x in xs]) if mixup is not None
+             else [None] * len(xs))
+    inputs, targets = [], []
+    for x, y, p in zip(xs, ys, perms):
+        if p is not None:
+            p = mx.nd.array(p, ctx=x.context) if isinstance(p, np.ndarray) else \
+                p.as_in_context(x.context)
+            x = lam * x + (1 - lam) * x.take(p)
+        inputs.append(x.astype(run.in_dtype, copy=False))
+        targets.append(_targets(y, classes, smoothing, lam, p))
     with autograd.record():
-        losses = [run.loss_fn(_logits(run.net(x)), t) for x, t in zip(xs, ts)]
+        losses = [run.loss_fn(_logits(run.net(x)), t) for x, t in zip(inputs, targets)]
         if run.amp is not None:
             with run.amp.scale_loss(losses, run.trainer) as scaled:
                 autograd.backward(scaled)
         else:
             autograd.backward(losses)
     run.trainer.step(data.shape[0])
-    return sum(l.sum().asscalar() for l in losses)
+    # each device's sum gathered on the first device and read at once: one host sync per
+    # step, not one per device; added up on the host as before (float32 values, in device
+    # order)
+    sums = [l.sum().reshape((1,)) for l in losses]
+    if len(sums) > 1:
+        sums = [mx.nd.concat(*[s.as_in_context(run.ctx[0]) for s in sums], dim=0)]
+    return sum(sums[0].asnumpy())
 
 
 def _seed_step(run, epoch, step):

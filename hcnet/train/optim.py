@@ -7,9 +7,12 @@ a warmup factor (strategies ``linear``, ``power2``, ``sqrt`` growing from 1 to
     ratio = sqrt(|w|^2 / (|g|^2 + wd * |w|^2 + 1e-18)), clipped to [0.01, 100],
 
 with ``g`` the gradient as it reaches the optimizer (before ``rescale_grad``).
-Two problems: the ratio is computed with one ``asnumpy`` per parameter per step
-(a device-to-host sync each), and the warmup does nothing when ``batch_scale``
-is 1, which is how it is used with a per-step lr schedule.
+Three problems: the ratio is computed with one ``asnumpy`` per parameter per step
+(a device-to-host sync each), the warmup does nothing when ``batch_scale``
+is 1, which is how it is used with a per-step lr schedule, and a gradient that
+still carries a scale the trainer removes later -- AMP's loss scale (2^16 at the
+start), or Horovod's averaging when it happens in ``rescale_grad`` -- gives another
+ratio (under AMP every ratio clips to 0.01).
 
 :class:`LBSGD` here keeps the update and the LARS ratio, takes its warmup from
 the lr schedule (``hcnet.train.schedule.WarmupSchedule`` has linear, power2 and sqrt
@@ -17,6 +20,17 @@ warmup shapes), and computes all ratios of a step with the multi-tensor
 operators ``multi_sum_sq`` and ``preloaded_multi_sgd_mom_update``: no host sync.
 It is registered with MXNet as ``lbsgd``, replacing the built-in one, which stays
 available as ``mxnet.optimizer.LBSGD``.
+
+With ``lars_batch`` (the images of one update, all devices and processes together:
+the trainer sets it), the ratio's gradient is ``g * rescale_grad * lars_batch``: the
+gradient of the loss summed over the update's images, as MXNet's LBSGD sees it in a
+float32 run of one process, whatever scale the arriving gradient still carries.
+``rescale_grad`` is what the Gluon trainer multiplies the gradients by before the
+update: ``1 / batch`` in float32, ``1 / (batch * loss_scale)`` under AMP
+(``amp.scale_loss``), ``f / (batch * ranks)`` when Horovod averages in the framework
+(NCCL < 2.10, Gloo; ``f`` its ``gradient_predivide_factor``, whose ``1 / f`` the
+summed gradients already carry). In float32 on one process the factor is exactly 1,
+so those runs are unchanged.
 """
 import os
 
@@ -45,14 +59,22 @@ class LBSGD(Optimizer):
     aggregate_num : int
         Parameters updated per fused operator call (at most 60, MXNet's kernel
         limit; default ``MXNET_OPTIMIZER_AGGREGATION_SIZE`` or 32).
+    lars_batch : int or None
+        Images per update over all devices and processes: the LARS ratio then uses
+        ``g * rescale_grad * lars_batch`` (see the module's docstring), which no loss
+        scale changes. None: the gradient as it arrives (MXNet's rule).
     """
 
     def __init__(self, momentum=0.0, lars=False, lars_min=0.01, lars_max=100.0,
-                 multi_precision=False, aggregate_num=None, **kwargs):
+                 multi_precision=False, aggregate_num=None, lars_batch=None, **kwargs):
         super().__init__(multi_precision=multi_precision, **kwargs)
         self.momentum = momentum
         self.lars = lars
         self.lars_min, self.lars_max = lars_min, lars_max
+        if lars_batch is not None and not lars_batch > 0:
+            raise ValueError('lars_batch must be a positive number of images, not %r'
+                             % (lars_batch,))
+        self.lars_batch = lars_batch
         # MXNet's fused multi-tensor SGD kernels take at most 60 weights per call
         self.aggregate_num = min(60, aggregate_num or int(
             os.environ.get('MXNET_OPTIMIZER_AGGREGATION_SIZE', 32)))
@@ -68,11 +90,23 @@ class LBSGD(Optimizer):
             return (self.create_state(index, master), master)
         return self.create_state(index, weight)
 
-    def _ratios(self, weights, grads, wds):
-        """Clipped LARS ratios of all parameters, as one NDArray (no host sync)."""
+    def lars_grad_scale(self):
+        """The factor that turns the arriving gradients into those the LARS ratio is
+        computed from (1.0 without ``lars_batch``)."""
+        if self.lars_batch is None:
+            return 1.0
+        return float(self.rescale_grad) * float(self.lars_batch)
+
+    def _ratios(self, weights, grads, wds, grad_scale=1.0):
+        """Clipped LARS ratios of all parameters, as one NDArray (no host sync);
+        ``grad_scale`` multiplies the gradients first (:meth:`lars_grad_scale`)."""
         n = len(weights)
         w2 = nd.multi_sum_sq(*weights, num_arrays=n)
         g2 = nd.multi_sum_sq(*grads, num_arrays=n)
+        if grad_scale != 1.0:
+            # |s g|^2 = s^2 |g|^2: the sums of squares of the scaled gradients (which
+            # are finite where s g is: AMP skips the steps whose g overflowed)
+            g2 = g2 * (grad_scale * grad_scale)
         ratio = nd.sqrt(w2 / (g2 + wds * w2 + 1e-18))
         return nd.clip(ratio, self.lars_min, self.lars_max)
 
@@ -85,7 +119,8 @@ class LBSGD(Optimizer):
         wds = nd.array(self._get_wds(indices), ctx=ctx, dtype='float32')
         if self.lars:
             masters = [s[1] for s in states] if multi_precision else weights
-            lrs = lrs * self._ratios(masters, [g.astype('float32', copy=False) for g in grads], wds)
+            lrs = lrs * self._ratios(masters, [g.astype('float32', copy=False) for g in grads],
+                                     wds, self.lars_grad_scale())
         kwargs = {'rescale_grad': self.rescale_grad}
         if self.clip_gradient:
             kwargs['clip_gradient'] = self.clip_gradient
