@@ -11,9 +11,10 @@ import urllib.parse
 
 import mxnet as mx
 
+from ..nn.features import FeatureNet
 from ..store import PretrainedError, TAG_RE, find_entry, get_model_file, repo_url
 
-__all__ = ['build_model', 'init_or_load', 'load_pretrained', 'check_params_fit',
+__all__ = ['build_model', 'features_of', 'init_or_load', 'load_pretrained', 'check_params_fit',
            'load_params_file', 'PretrainedError', 'INIT', 'imagenet1k']
 
 #: He initialisation with fan-in scaling, every zoo network's initial weights
@@ -138,20 +139,52 @@ def init_or_load(net, name, pretrained=False, ctx=None, root=None, pretrained_cl
 
 
 def build_model(builder, name, *, pretrained=False, ctx=None, root=None,
-                pretrained_classifier=True, default_cfg=None, **kwargs):
+                pretrained_classifier=True, default_cfg=None, features_only=False,
+                out_indices=None, **kwargs):
     """``builder(**kwargs)``, then :func:`init_or_load` -- every zoo constructor's body.
 
     Published weights may have been trained with constructor arguments (``kwargs`` of
     their store entry, e.g. ``dropout: 0.0`` or a BatchNorm epsilon): with
     ``pretrained=True`` or a sha1 prefix the network is built with them, under the
-    caller's own ``kwargs``."""
+    caller's own ``kwargs``.
+
+    ``features_only=True`` returns a backbone instead of the classifier, as timm's
+    ``features_only``: a :class:`hcnet.nn.FeatureNet` whose output is the list of the
+    network's feature maps (``out_indices``: which of ``net.feature_info``; default all --
+    strides 2 to 32 for the HC networks and SqueezeNext, 1 to 8 for IR-Net at 56x56) and
+    whose ``feature_info`` describes them. The whole classifier network is built and its
+    weights loaded (``pretrained``; any classifier width fits, it is dropped), then its
+    head, pooling and classifier are dropped; the parameters keep the classifier's names."""
+    if not features_only and out_indices is not None:
+        raise ValueError('out_indices=%r needs features_only=True' % (out_indices,))
     if pretrained is True or (isinstance(pretrained, str) and TAG_RE.match(pretrained)
                               and not os.path.isfile(pretrained)):
         entry = find_entry(name, pretrained if isinstance(pretrained, str) else None, None, root)
         kwargs = dict(entry.get('kwargs') or {}, **kwargs)
     net = builder(**kwargs)
-    return init_or_load(net, name, pretrained, ctx=ctx, root=root,
-                        pretrained_classifier=pretrained_classifier, default_cfg=default_cfg)
+    if features_only:
+        if not getattr(net, 'feature_info', None):
+            raise ValueError('features_only: %s declares no feature maps (feature_info); the '
+                             'HC networks, IR-Net and SqueezeNext do' % name)
+        try:
+            net.feature_info.select(out_indices)          # a bad choice fails before loading
+        except ValueError as err:
+            raise ValueError('%s: %s' % (name, err)) from None
+    net = init_or_load(net, name, pretrained, ctx=ctx, root=root,
+                       pretrained_classifier=pretrained_classifier and not features_only,
+                       default_cfg=default_cfg)
+    return features_of(net, out_indices) if features_only else net
+
+
+def features_of(net, out_indices=None):
+    """The backbone of the built (initialised or loaded) zoo network ``net``: a
+    :class:`hcnet.nn.FeatureNet` over the same blocks, with ``net``'s ``name_in_zoo``,
+    ``default_cfg`` and ``pretrained_info``."""
+    features = FeatureNet(net, out_indices=out_indices)
+    for attr in ('name_in_zoo', 'default_cfg', 'pretrained_info'):
+        if hasattr(net, attr):
+            setattr(features, attr, getattr(net, attr))
+    return features
 
 
 def load_pretrained(net, name, pretrained, ctx=mx.cpu(), root=None, pretrained_classifier=True):

@@ -33,7 +33,9 @@ def hc_net(base, *, pretrained=False, ctx=mx.cpu(), root=None, name=None,
     ``pretrained`` loads published weights for the zoo ``name`` (see
     :mod:`hcnet.store`); otherwise parameters are initialised on ``ctx``.
     ``pretrained_classifier=False`` loads all but the classifier, which is initialised
-    afresh (fine-tuning on other classes).
+    afresh (fine-tuning on other classes). ``features_only=True`` (with ``out_indices``)
+    returns the backbone, the list of feature maps at strides 2 to 32 (see
+    :func:`hcnet.model_zoo.build_model`).
     """
     return build_model(build_hcnet, name, base=base, pretrained=pretrained, ctx=ctx, root=root,
                        pretrained_classifier=pretrained_classifier, default_cfg=hc_cfg(base),

@@ -47,6 +47,12 @@ def get_model(name, **kwargs):
     Keyword arguments go to its constructor: ``classes``, ``pretrained``, ``ctx``,
     ``root``, ``norm_layer``, ``norm_kwargs``, ``dropout`` and, for hybrid-composition
     networks, any composition argument of :func:`hcnet.hc_net`.
+
+    ``features_only=True`` gives the network as a backbone (timm's ``features_only``): a
+    HybridBlock whose output is the list of its feature maps -- ``out_indices`` chooses
+    which (default all: strides 2, 4, 8, 16, 32 for the HC networks and SqueezeNext) -- and
+    whose ``feature_info`` lists ``num_chs``, ``reduction`` and ``module`` of each
+    (:func:`hcnet.model_zoo.build_model`).
     """
     key = str(name).lower()
     if key not in _MODELS:

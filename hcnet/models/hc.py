@@ -6,11 +6,18 @@ from mxnet.gluon import nn
 from ..arch import compose, get_base_spec, resolve
 from .cfg import ModelCfg
 from ..nn import classifier_head, IdleBlock, MBBlock, SEModule, conv_bn_act, get_act_layer
+from ..nn.features import feature_taps
 
-__all__ = ['HCNet', 'build_hcnet', 'DEFAULT_CFG', 'hc_cfg']
+__all__ = ['HCNet', 'build_hcnet', 'DEFAULT_CFG', 'hc_cfg', 'HEAD_IN_FEATURES']
 
 #: ImageNet at 224x224 (the paper's Tables 1-7)
 DEFAULT_CFG = ModelCfg(input_size=224, classes=1000)
+
+#: Bases whose 1x1 convolution before pooling ends the body rather than starting the head,
+#: so it is their last feature map (``feature_info``): MobileNetV3's 960 channels (its head
+#: is the 1280-wide convolution after pooling; timm builds the 960 as ``blocks.6``), where
+#: EfficientNet's 1280 is its head (timm's ``conv_head``: the last map is the 320 of stage 7).
+HEAD_IN_FEATURES = frozenset({'mobilenetv3_large'})
 
 
 def hc_cfg(base):
@@ -47,6 +54,10 @@ class HCNet(nn.HybridBlock):
     ``output`` is the classifier (replace it to fine-tune on other classes).
     Blocks are named by position, ``stage3_block2_`` (1-based), so inserting a
     block shifts names only inside its own stage.
+
+    ``feature_info`` lists the feature maps (:mod:`hcnet.nn.features`): the last block at
+    each of strides 2, 4, 8, 16, 32 (the head's convolution for :data:`HEAD_IN_FEATURES`);
+    ``get_model(name, features_only=True)`` returns them.
     """
 
     def __init__(self, base, blocks, pattern=None, classes=1000, alpha=0.5, dropout=None,
@@ -85,6 +96,19 @@ class HCNet(nn.HybridBlock):
                 width = base.pre_logits
             self.output = classifier_head(width, classes,
                                           base.dropout if dropout is None else dropout)
+        self.feature_info = feature_taps(self._feature_units())
+
+    def _feature_units(self):
+        """The trunk's blocks (stem, every block, the head convolution when it ends the
+        body) with their output widths and strides, from the specs the network was built of."""
+        base, reduction = self.base, 2                 # the stem's stride
+        units = [dict(module='stem', num_chs=base.stem_channels, reduction=reduction)]
+        for spec in self.block_specs:
+            reduction *= spec.stride
+            units.append(dict(module=spec.name, num_chs=spec.out_channels, reduction=reduction))
+        if base.name in HEAD_IN_FEATURES:
+            units.append(dict(module='head', num_chs=base.head_channels, reduction=reduction))
+        return units
 
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))

@@ -41,6 +41,7 @@ from mxnet.gluon import nn
 
 from ..nn import classifier_head, InvertedResidual, MBBlock, SEModule, conv_bn_act, get_act_layer
 from ..nn.condconv import CondConv2D
+from ..nn.features import feature_taps
 from .cfg import ModelCfg
 
 __all__ = ['CondConvIRB', 'IRNet', 'build_irnet', 'IRNET_TABLE1', 'IRNET_KINDS',
@@ -114,6 +115,8 @@ class IRNet(nn.HybridBlock):
 
     ``features`` (stem, ``stage1_`` .. ``stage5_``, head, global pooling) and
     ``output`` (the classifier) as in :class:`hcnet.HCNet`; any input size works.
+    ``feature_info``: the last block at each stride -- 1, 2, 4, 8 with the paper's stem
+    (IR-Net downsamples its 56x56 inputs 8x), 2 to 16 with ``stem_stride=2``.
     """
 
     def __init__(self, block='A', classes=100, expansion=EXPANSION, se_reduction=SE_REDUCTION,
@@ -159,6 +162,17 @@ class IRNet(nn.HybridBlock):
                                           prefix='head_', **norm))
             self.features.add(nn.GlobalAvgPool2D())
             self.output = classifier_head(HEAD_CHANNELS, classes, dropout)
+        self.feature_info = feature_taps(self._feature_units())
+
+    def _feature_units(self):
+        """Stem and blocks (from ``block_plan``) with their output widths and strides; the
+        1280-wide head is not a feature map (as timm's MobileNetV2 ``conv_head``)."""
+        reduction = self.stem_stride
+        units = [dict(module='stem', num_chs=STEM_CHANNELS, reduction=reduction)]
+        for name, _, _, out, stride in self.block_plan:
+            reduction *= stride
+            units.append(dict(module=name, num_chs=out, reduction=reduction))
+        return units
 
     @property
     def stem(self):

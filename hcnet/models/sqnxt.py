@@ -36,7 +36,8 @@ Blocks are named ``stage<S>_block<B>_`` so :func:`hcnet.count` breaks them down.
 """
 from mxnet.gluon import nn
 
-from ..nn import classifier_head
+from ..nn import block_name, classifier_head
+from ..nn.features import feature_taps
 from .cfg import ModelCfg
 
 __all__ = ['SqnxtBlock', 'SqueezeNext', 'build_squeezenext', 'DEFAULT_CFG', 'SQNXT_VERSIONS', 'SQNXT_WIDTHS',
@@ -126,6 +127,9 @@ class SqueezeNext(nn.HybridBlock):
 
     ``features`` (stem, ``stage1_`` .. ``stage4_``, head, global pooling) and
     ``output`` (the classifier), as :class:`hcnet.HCNet`.
+    ``feature_info``: the stem's activation (stride 2, before the max pool, as timm
+    takes ResNet's ``act1``) and the last block of each stage (strides 4 to 32); the
+    128-wide head is not a feature map.
     """
 
     def __init__(self, version='23', width=1.0, classes=1000, dropout=0.0,
@@ -148,23 +152,30 @@ class SqueezeNext(nn.HybridBlock):
                 stem.add(nn.Activation('relu'))
                 stem.add(nn.MaxPool2D(3, 2, ceil_mode=True))
             self.features.add(stem)
-            cin, index = STEM_CHANNELS, 0
+            units = [dict(module=block_name(stem[2], self), num_chs=STEM_CHANNELS, reduction=2),
+                     dict(module='stem', num_chs=STEM_CHANNELS, reduction=4)]
+            cin, index, reduction = STEM_CHANNELS, 0, 4
             for s, (depth, base) in enumerate(zip(depths, SQNXT_WIDTHS), 1):
                 cout = int(base * width)
                 stage = nn.HybridSequential(prefix='stage%d_' % s)
                 with stage.name_scope():
                     for b in range(1, depth + 1):
                         first = b == 1
-                        stage.add(SqnxtBlock(cin, cout, stride=2 if first and s > 1 else 1,
+                        stride = 2 if first and s > 1 else 1
+                        stage.add(SqnxtBlock(cin, cout, stride=stride,
                                              entry=entry if first else 'identity',
                                              vertical_first=index % 2 == 0,
                                              prefix='block%d_' % b, **norm))
+                        reduction *= stride
+                        units.append(dict(module='stage%d_block%d' % (s, b), num_chs=cout,
+                                          reduction=reduction))
                         cin, index = cout, index + 1
                 self.features.add(stage)
             self.features.add(_conv_bn_relu(cin, HEAD_CHANNELS, 1, prefix='head_', **norm))
             self.features.add(nn.GlobalAvgPool2D())
             self.output = classifier_head(HEAD_CHANNELS, classes, dropout, use_bias=False,
                                           weight_initializer=None)
+        self.feature_info = feature_taps(units)
 
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))
