@@ -14,6 +14,8 @@ VERSION = re.search(r"__version__ = '([^']+)'", (HERE / 'hcnet' / '__init__.py')
 MXNET_PACKAGE = os.environ.get('HCNET_MXNET_PACKAGE', 'mxnet')
 MXNET_VERSION = '1.9.1'
 HOROVOD_VERSION = '0.28.1'
+# safetensors' numpy API (hcnet convert); its wheels depend on nothing but numpy
+SAFETENSORS = 'safetensors>=0.4,<1'
 
 INSTALL_REQUIRES = [
     '%s==%s' % (MXNET_PACKAGE, MXNET_VERSION),
@@ -37,7 +39,9 @@ setup(
     python_requires='>=3.8',
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'test': ['pytest>=7', 'onnx==1.14.1', 'onnxruntime==1.31.1'],
+        'test': ['pytest>=7', 'onnx==1.14.1', 'onnxruntime==1.31.1', SAFETENSORS],
+        # hcnet convert's .safetensors reader (numpy only; PyTorch files need nothing)
+        'convert': [SAFETENSORS],
         # scripts/export_model.py (+ its onnxruntime check); tested with mxnet 1.9.1's exporter
         'export': ['onnx==1.14.1', 'onnxruntime==1.31.1'],
         # Horovod builds from source against the installed mxnet; see README (distributed).

@@ -19,6 +19,7 @@ COMMANDS = {
     'irnet-data': ('hcnet.commands.irnet_data', "IR-Net's dataset: 100 ImageNet classes at 56x56"),
     'export': ('hcnet.commands.export', 'export to MXNet symbol + ONNX, checked against Gluon'),
     'publish': ('hcnet.commands.publish', 'turn a checkpoint into pretrained-store files'),
+    'convert': ('hcnet.commands.convert', 'timm / torchvision ImageNet weights into store files'),
     'bench-latency': ('hcnet.bench.latency', 'batch-1 CPU inference latency (Tables 1 and 3)'),
     'profile-latency': ('hcnet.bench.profile', 'where inference time goes, by block kind'),
     'bench-train': ('hcnet.bench.throughput', 'training throughput (img/s) on synthetic data'),

@@ -26,6 +26,10 @@ from hcnet.cli import run
     ('figure2', ['/nonexistent/run', '--out', '/tmp/hcnet_never_written'], '/nonexistent/run'),
     ('irnet-data', ['/nonexistent/imagenet', '--out', '/tmp/hcnet_never_written'],
      '/nonexistent/imagenet'),
+    ('convert', ['/nonexistent/x.pth', '--source', 'timm:efficientnet_b0',
+                 '--out', '/tmp/hcnet_never_written'], '/nonexistent/x.pth'),
+    ('convert', ['/nonexistent/x.pth', '--source', 'timm:no_such_model',
+                 '--out', '/tmp/hcnet_never_written'], 'timm:no_such_model'),
 ])
 def test_bad_input_is_one_line(command, args, needle, capsys):
     code = run(command, args)
@@ -35,7 +39,8 @@ def test_bad_input_is_one_line(command, args, needle, capsys):
 
 
 @pytest.mark.parametrize('command', ['train', 'eval', 'export', 'describe', 'tables',
-                                     'bench-latency', 'bench-train', 'figure2', 'irnet-data'])
+                                     'bench-latency', 'bench-train', 'figure2', 'irnet-data',
+                                     'convert'])
 def test_unknown_options_are_argparse_errors(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         run(command, ['--no-such-option'])

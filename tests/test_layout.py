@@ -73,7 +73,13 @@ _FORBIDDEN = {
     'train': ('deploy', 'bench', 'paper', 'commands'),
     'data': ('nn', 'arch', 'models', 'model_zoo', 'train', 'deploy', 'bench', 'paper',
              'commands', 'store'),
+    'convert': ('train', 'deploy', 'bench', 'paper', 'commands'),
 }
+# hcnet.convert (timm / torchvision weights into store files) is a consumer of the zoo
+# beside train and deploy: nothing below it, and none of its peers, imports it
+for _package in ('nn', 'arch', 'models', 'store', 'model_zoo', 'data', 'train', 'deploy',
+                 'paper'):
+    _FORBIDDEN[_package] += ('convert',)
 
 
 def _imports(path, package):
@@ -116,7 +122,7 @@ def test_cli_lists_every_subcommand():
 
 @pytest.mark.parametrize('command', ['train', 'eval', 'describe', 'configs', 'tables', 'export',
                                      'publish', 'bench-latency', 'profile-latency',
-                                     'bench-train', 'figure2', 'irnet-data'])
+                                     'bench-train', 'figure2', 'irnet-data', 'convert'])
 def test_each_subcommand_has_help_with_examples(command, capsys):
     from hcnet.cli import run
     with pytest.raises(SystemExit) as exit_:
