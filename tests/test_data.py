@@ -544,3 +544,22 @@ def test_shard_by_rank_is_refused_with_its_replacement():
     with pytest.raises(ConfigError, match=r'data.shard_by_rank is gone: use data.shard '
                                           r'\(true was data.shard=rank'):
         load_config(None, ['data.shard_by_rank=true'])
+
+
+def test_imagenet_rec_pins_on_the_processs_own_gpu(recdir, monkeypatch):
+    """ImageRecordIter's device_id: the GPU of the rank (Horovod's example passes its local
+    rank), -1 (plain memory) on a CPU run -- MXNet's default 0 pins every rank on GPU 0."""
+    from hcnet.train import loop
+    seen = []
+    real = mx.io.ImageRecordIter
+
+    def spy(**kwargs):
+        seen.append(kwargs['device_id'])
+        return real(**dict(kwargs, device_id=-1))        # no GPU here to pin on
+    monkeypatch.setattr(mx.io, 'ImageRecordIter', spy)
+    for ctx in ([mx.cpu()], [mx.gpu(3)], [mx.gpu(1), mx.gpu(2)]):
+        data = build_data(rec_cfg(recdir), batch_size=16,
+                          pinned_device=loop.pinned_device(ctx))
+        collect(data.train.epoch(0))
+        collect(data.val.epoch(0))
+    assert seen == [-1, -1, 3, 3, 1, 1]

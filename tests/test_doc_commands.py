@@ -103,6 +103,8 @@ def _skip(cmd, sub, args):
     """Why a command cannot run on this machine, or None."""
     if re.search(r'-np (?!2 )\d+|--hostfile|host1:|node1:', cmd):
         return 'needs a cluster of hosts'
+    if sub == 'gpu_smoke.py' and '--dry-run' not in args:
+        return 'needs GPUs (its --dry-run is tests/test_gpu_smoke.py)'
     if sub == 'irnet-data' and '/data/imagenet' in cmd:
         return 'needs an ImageNet directory'
     if sub == 'train':

@@ -813,8 +813,12 @@ class _RecTrain(_RecPipeline):
                     return
                 if i < start:
                     continue
-                # copy: ImageRecordIter recycles its output buffers a few batches later
-                yield batch.data[0].copyto(mx.cpu()), batch.label[0].copyto(mx.cpu())
+                # No copy out of the iterator's (pinned, on GPU runs) buffers, as GluonCV's
+                # and Horovod's scripts: the prefetcher recycles a buffer prefetch_buffer (4)
+                # batches later and waits for the reads pending on it first, so a batch
+                # stays valid while the step that uses it runs. (Keep a copy to hold batches
+                # longer than that.)
+                yield batch.data[0], batch.label[0]
         finally:
             del it
 
@@ -855,11 +859,15 @@ class _RecVal(_RecPipeline):
             del it
 
 
-def _imagenet_rec(cfg, batch_size, rank, num_ranks, shard, for_training, mean, std):
+def _imagenet_rec(cfg, batch_size, rank, num_ranks, shard, for_training, mean, std,
+                  pinned_device):
     root = _root(cfg)
     size = cfg['data.input_size']
+    # device_id: where the iterator's buffers live -- pinned memory of this process's GPU
+    # (MXNet's default, 0, would pin every rank's batches on GPU 0: Horovod's example
+    # passes its local rank), plain memory (-1) on CPU runs
     common = dict(data_shape=(3, size, size), preprocess_threads=max(1, cfg['data.num_workers']),
-                  verbose=False,
+                  verbose=False, device_id=pinned_device,
                   mean_r=float(mean[0]) * 255, mean_g=float(mean[1]) * 255,
                   mean_b=float(mean[2]) * 255,
                   std_r=float(std[0]) * 255, std_g=float(std[1]) * 255,
@@ -887,12 +895,14 @@ def _imagenet_rec(cfg, batch_size, rank, num_ranks, shard, for_training, mean, s
 # --------------------------------------------------------------------------------------
 
 def build_data(cfg, *, batch_size, rank=0, num_ranks=1, local_rank=None, local_size=None,
-               node=0, for_training=True):
+               node=0, pinned_device=-1, for_training=True):
     """Build the training (unless ``for_training=False``) and validation pipelines.
 
     ``batch_size`` is images per step for this process; ``rank`` / ``num_ranks`` the
     distributed position, ``local_rank`` / ``local_size`` / ``node`` where the rank sits
-    (default: every rank on one node), for ``data.shard`` (:class:`Shard`).  Raises :class:`ConfigError` (naming ``data.root``) if the
+    (default: every rank on one node), for ``data.shard`` (:class:`Shard`);
+    ``pinned_device`` the GPU whose pinned memory ``imagenet_rec`` batches are read into
+    (-1: none, a CPU run).  Raises :class:`ConfigError` (naming ``data.root``) if the
     dataset files are missing.
     """
     if batch_size < 1:
@@ -916,7 +926,7 @@ def build_data(cfg, *, batch_size, rank=0, num_ranks=1, local_rank=None, local_s
                                             norm, skips, closers)
     elif name == 'imagenet_rec':
         train, val, classes = _imagenet_rec(cfg, batch_size, rank, num_ranks, shard, for_training,
-                                            mean, std)
+                                            mean, std, pinned_device)
     else:
         raise _cfg_error(cfg, 'data.dataset', '= %r is not a known dataset' % (name,))
     return DataBundle(train, val, classes, train.num_images if train is not None else 0,

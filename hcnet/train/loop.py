@@ -296,6 +296,12 @@ def prepare(cfg, backend):
     return ctx, output_dir
 
 
+def pinned_device(ctx):
+    """The GPU whose pinned memory this process's input batches go to: its first device's
+    (under Horovod, the GPU of its local rank), or -1 on a CPU run."""
+    return ctx[0].device_id if ctx[0].device_type == 'gpu' else -1
+
+
 def use_amp(cfg):
     return cfg['train.dtype'] == 'bfloat16' or (cfg['train.dtype'] == 'float16' and cfg['train.amp'])
 
@@ -438,7 +444,7 @@ def setup(cfg, backend=None):
     lock = RunLock(output_dir) if backend.is_root else None
     data = build_data(cfg, batch_size=per_process, rank=backend.rank, num_ranks=backend.size,
                       local_rank=backend.local_rank, local_size=backend.local_size,
-                      node=backend.node)
+                      node=backend.node, pinned_device=pinned_device(ctx))
     try:
         if lock is not None:
             lock.acquire(cfg)
