@@ -63,3 +63,19 @@ def release_hcnet_logger():
 def _give_back_the_hcnet_logger():
     yield
     release_hcnet_logger()
+
+
+def horovod_worker_pids(marker, rank):
+    """PIDs of the Horovod worker processes of ``rank`` whose command line holds ``marker``
+    (a run's output directory, say)."""
+    import glob
+    pids = []
+    for env_path in glob.glob('/proc/[0-9]*/environ'):
+        try:
+            env = open(env_path, 'rb').read().split(b'\0')
+            cmd = open(env_path.replace('environ', 'cmdline'), 'rb').read()
+        except OSError:
+            continue
+        if b'HOROVOD_RANK=%d' % rank in env and marker.encode() in cmd:
+            pids.append(int(env_path.split('/')[2]))
+    return pids

@@ -525,10 +525,10 @@ def test_synthetic_shard_by_node():
 
 def test_shard_passes_per_epoch():
     from hcnet.train.data import Shard
-    # 8 nodes x 8 ranks: node = 8 passes per epoch (the paper's), rank = 1, none = 64
-    assert Shard.of('node', 9, 64, 1, 8, 1).passes(64) == 8
-    assert Shard.of('rank', 9, 64).passes(64) == 1
-    assert Shard.of('none', 9, 64).passes(64) == 64
+    # 8 nodes x 8 ranks: each of the 64 ranks reads 1/parts of a pass, so an epoch is
+    # 64 / parts passes: node = 8 (the paper's), rank = 1, none = 64
+    passes = {mode: 64 / Shard.of(mode, 9, 64, 1, 8, 1).parts for mode in ('node', 'rank', 'none')}
+    assert passes == {'node': 8, 'rank': 1, 'none': 64}
 
 
 def test_imagenet_rec_shard_by_node(recdir):

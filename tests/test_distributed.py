@@ -1,5 +1,4 @@
 """Distributed training under horovodrun (Gloo, CPU): one engine, Horovod backend."""
-import glob
 import os
 import re
 import shlex
@@ -15,6 +14,8 @@ import pytest
 
 from hcnet.train.backend import check_gloo_hostname
 from hcnet.train.checkpoint import load_checkpoint
+
+from conftest import horovod_worker_pids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train_imagenet.py')
@@ -120,19 +121,6 @@ def test_gradients_are_averaged_across_processes(tmp_path):
     assert any(not np.allclose(a[n], c[n], rtol=1e-4, atol=1e-6) for n in a)
 
 
-def _worker_pids(marker, rank):
-    pids = []
-    for env_path in glob.glob('/proc/[0-9]*/environ'):
-        try:
-            env = open(env_path, 'rb').read().split(b'\0')
-            cmd = open(env_path.replace('environ', 'cmdline'), 'rb').read()
-        except OSError:
-            continue
-        if b'HOROVOD_RANK=%d' % rank in env and marker.encode() in cmd:
-            pids.append(int(env_path.split('/')[2]))
-    return pids
-
-
 def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
     out = str(tmp_path / 'run')
     cmd = [HOROVODRUN, '-np', '2', '-H', 'localhost:2', '--disable-cache', '--gloo', sys.executable,
@@ -149,7 +137,7 @@ def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
             break
         time.sleep(0.1)
     assert proc.poll() is None, 'job ended before a worker could be killed'
-    victims = _worker_pids(out, 1)
+    victims = horovod_worker_pids(out, 1)
     assert victims, 'rank-1 worker not found'
     os.kill(victims[0], signal.SIGKILL)
     tic = time.time()
@@ -160,7 +148,7 @@ def test_killing_a_worker_ends_the_job_and_the_checkpoint_resumes(tmp_path):
         pytest.fail('job still running 60 s after a worker was killed')
     assert proc.returncode != 0
     assert time.time() - tic < 60
-    for pid in _worker_pids(out, 0):           # no orphaned rank 0 left behind
+    for pid in horovod_worker_pids(out, 0):           # no orphaned rank 0 left behind
         pytest.fail('rank-0 worker %d survived' % pid)
     ckpt = load_checkpoint(last)   # intact
     done = ckpt['meta']['epoch'] + 1

@@ -16,6 +16,8 @@ from hcnet.train.checkpoint import load_checkpoint
 from hcnet.train.config import load_config
 from hcnet.train.preempt import EXIT_PREEMPTED
 
+from conftest import horovod_worker_pids
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train_imagenet.py')
 HOROVODRUN = shutil.which('horovodrun')
@@ -184,21 +186,6 @@ def test_resume_refuses_a_position_past_the_epoch(tmp_path):
 # --------------------------------------------------------------------------------------
 # Horovod: every rank stops at the same step, rank 0 writes
 
-def _rank_pids(marker, rank):
-    pids = []
-    for env_path in os.listdir('/proc'):
-        if not env_path.isdigit():
-            continue
-        try:
-            env = open('/proc/%s/environ' % env_path, 'rb').read().split(b'\0')
-            cmdline = open('/proc/%s/cmdline' % env_path, 'rb').read()
-        except OSError:
-            continue
-        if b'HOROVOD_RANK=%d' % rank in env and marker.encode() in cmdline:
-            pids.append(int(env_path))
-    return pids
-
-
 @pytest.mark.skipif(HOROVODRUN is None, reason='Horovod is not installed '
                     '(bash scripts/install.sh distributed)')
 def test_sigterm_to_one_rank_stops_all_and_resumes_exactly(tmp_path):
@@ -218,7 +205,7 @@ def test_sigterm_to_one_rank_stops_all_and_resumes_exactly(tmp_path):
         proc = subprocess.Popen(hvd(epochs + ['output_dir=%s' % cut_dir]), stdout=out,
                                 stderr=subprocess.STDOUT, env=ENV)
     wait_for(proc, lambda: steps_done(cut_dir) >= 15, 'signal')
-    victims = _rank_pids(cut_dir, 1)
+    victims = horovod_worker_pids(cut_dir, 1)
     assert victims, 'rank-1 worker not found'
     os.kill(victims[0], signal.SIGTERM)         # rank 1 asks; rank 0 writes
     proc.wait(timeout=120)

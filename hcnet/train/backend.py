@@ -93,7 +93,7 @@ class LocalBackend:
         statistics (the parameters without gradient), as timm's ``distribute_bn`` does:
         validation and checkpoints then see the statistics of the whole batch, not those
         of the first device's share."""
-        stats = _running_stats(net)
+        stats = [p for _, p in running_stats(net)]
         if not stats or (self.size == 1 and len(stats[0].list_ctx()) == 1):
             return
         means = [np.mean([p.data(c).asnumpy().astype(np.float64) for c in p.list_ctx()],
@@ -232,10 +232,10 @@ class HorovodBackend(LocalBackend):
         return restore(ckpt, net, trainer, rank=self.rank)
 
 
-def _running_stats(net):
-    """The parameters that are not trained (BatchNorm running mean and variance), sorted
-    by name: the values that differ between replicas."""
-    return [p for _, p in sorted(net._collect_params_with_prefix().items())
+def running_stats(net):
+    """``(name, parameter)`` of the parameters that are not trained (BatchNorm running mean
+    and variance), sorted by name: the values that differ between replicas."""
+    return [(name, p) for name, p in sorted(net._collect_params_with_prefix().items())
             if p.grad_req == 'null']
 
 

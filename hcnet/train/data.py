@@ -180,10 +180,6 @@ class Shard:
             return cls(0, 1, (_ORDER_RANK, rank))
         raise ValueError('data.shard = %r is not one of %s' % (mode, ', '.join(SHARD_MODES)))
 
-    def passes(self, num_ranks):
-        """Passes over the training set in one epoch of the whole job."""
-        return num_ranks / self.parts
-
 
 def _train_split(n, shard):
     """Images per rank per epoch."""

@@ -38,7 +38,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..fileio import atomic_path, write_text
-from .backend import LocalBackend
+from .backend import LocalBackend, running_stats
 from .checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
 from .config import ConfigError
 from .evaluate import EvalTwin, evaluate
@@ -803,8 +803,7 @@ def save_position(run, epoch, step, stats):
     backend, net = run.backend, run.net
     totals = backend.gather(np.array([float(getattr(stats, k)) for k in _PARTIAL]))
     replicas = None
-    named = [(name, p) for name, p in sorted(net._collect_params_with_prefix().items())
-             if p.grad_req == 'null']
+    named = running_stats(net)
     if named and (backend.size > 1 or len(run.ctx) > 1):
         local = {name: np.stack([p.data(c).asnumpy() for c in p.list_ctx()])
                  for name, p in named}
